@@ -1,0 +1,178 @@
+"""The exceptions of datalayer, and the translation of driver errors into them.
+
+Every repository method raises only these; the driver or SQLAlchemy exception that
+caused one is chained as ``__cause__``. After any of them, roll the unit of work back
+(``Database.session()`` does it for you) and start a new one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import exc as sa_exc
+
+__all__ = [
+    "ConflictError",
+    "ConstraintViolationError",
+    "DataLayerError",
+    "DatabaseUnavailableError",
+    "InvalidDataError",
+    "NotFoundError",
+    "StaleDataError",
+    "translate_errors",
+]
+
+
+class DataLayerError(Exception):
+    """Base class of every error raised by datalayer."""
+
+
+class NotFoundError(DataLayerError):
+    """The requested row does not exist (or is soft-deleted)."""
+
+    def __init__(self, model: str, id: object) -> None:
+        super().__init__(f"{model} with id={id!s} not found")
+        self.model = model
+        self.id = id
+
+
+class ConflictError(DataLayerError):
+    """A unique constraint was violated, e.g. a second user with the same email."""
+
+
+class StaleDataError(ConflictError):
+    """An optimistic-concurrency guard failed: the row changed since it was read."""
+
+
+class ConstraintViolationError(DataLayerError):
+    """A foreign key, check or not-null constraint rejected the write."""
+
+
+class InvalidDataError(DataLayerError, ValueError):
+    """Input failed validation before reaching the database."""
+
+    def __init__(self, message: str, *, field: str | None = None, value: object = None) -> None:
+        super().__init__(message)
+        self.field = field
+        self.value = value
+
+    @classmethod
+    def for_field(cls, field: str, value: object, problem: str) -> InvalidDataError:
+        """Return an error whose message names the field and the offending value."""
+        shown = repr(value)
+        if len(shown) > 80:
+            shown = shown[:77] + "..."
+        return cls(f"{field}: {problem} (got {shown})", field=field, value=value)
+
+
+class DatabaseUnavailableError(DataLayerError):
+    """The database cannot be reached, the connection was lost, or it is busy."""
+
+
+# SQLSTATE codes (PostgreSQL) that we classify; see Appendix A of its manual.
+_PG_UNIQUE = "23505"
+_PG_CONFLICT_CLASSES = ("40001", "40P01")  # serialization failure, deadlock
+_PG_CONSTRAINT_PREFIX = "23"
+_PG_DATA_PREFIX = "22"
+_PG_UNAVAILABLE_PREFIXES = ("08", "57P", "53")  # connection, shutdown, resources
+
+# SQLite extended result codes (sqlite3.<name> since Python 3.11).
+_SQLITE_UNIQUE = {sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY}
+_SQLITE_BUSY = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
+_SQLITE_UNAVAILABLE = {sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_NOTADB}
+
+
+def _sqlstate(error: BaseException | None) -> str | None:
+    """Return the PostgreSQL SQLSTATE carried by a driver error or its causes."""
+    seen = 0
+    while error is not None and seen < 5:
+        for attribute in ("sqlstate", "pgcode"):
+            code = getattr(error, attribute, None)
+            if isinstance(code, str):
+                return code
+        error = error.__cause__
+        seen += 1
+    return None
+
+
+def _sqlite_code(error: BaseException | None) -> int | None:
+    """Return the SQLite extended error code carried by a driver error."""
+    if isinstance(error, sqlite3.Error):
+        return error.sqlite_errorcode
+    return None
+
+
+def classify(error: BaseException) -> DataLayerError | None:
+    """Return the datalayer error for a SQLAlchemy/driver exception, or None if unknown."""
+    if isinstance(error, DataLayerError):
+        return error
+    message = _first_line(error)
+    if isinstance(error, sa_exc.DBAPIError):
+        orig = error.orig
+        state = _sqlstate(orig)
+        code = _sqlite_code(orig)
+        if error.connection_invalidated:
+            return DatabaseUnavailableError(f"connection lost: {message}")
+        if state is not None:
+            if state == _PG_UNIQUE:
+                return ConflictError(message)
+            if state in _PG_CONFLICT_CLASSES:
+                return ConflictError(f"concurrent update conflict: {message}")
+            if state.startswith(_PG_CONSTRAINT_PREFIX):
+                return ConstraintViolationError(message)
+            if state.startswith(_PG_DATA_PREFIX):
+                return InvalidDataError(message)
+            if state.startswith(_PG_UNAVAILABLE_PREFIXES):
+                return DatabaseUnavailableError(message)
+        if code is not None:
+            if code in _SQLITE_UNIQUE:
+                return ConflictError(message)
+            if code & 0xFF == sqlite3.SQLITE_CONSTRAINT:
+                return ConstraintViolationError(message)
+            if code & 0xFF in _SQLITE_BUSY:
+                return DatabaseUnavailableError(f"database is busy: {message}")
+            if code & 0xFF in _SQLITE_UNAVAILABLE:
+                return DatabaseUnavailableError(message)
+            if code & 0xFF in (sqlite3.SQLITE_TOOBIG, sqlite3.SQLITE_MISMATCH, sqlite3.SQLITE_RANGE):
+                return InvalidDataError(message)
+        if isinstance(error, sa_exc.IntegrityError):
+            return ConstraintViolationError(message)
+        if isinstance(error, sa_exc.DataError):
+            return InvalidDataError(message)
+        if isinstance(error, (sa_exc.OperationalError, sa_exc.InterfaceError)):
+            return DatabaseUnavailableError(message)
+        return DataLayerError(message)
+    if isinstance(error, sa_exc.StatementError):
+        # Raised while binding parameters, before anything is sent: a bad value.
+        if isinstance(error.orig, (ValueError, TypeError, LookupError, OverflowError, UnicodeError)):
+            return InvalidDataError(f"invalid parameter: {error.orig}")
+        return DataLayerError(message)
+    if isinstance(error, OverflowError):
+        return InvalidDataError(f"number out of range: {error}")
+    if isinstance(error, (OSError, asyncio.TimeoutError, TimeoutError)):
+        return DatabaseUnavailableError(f"cannot connect: {error!r}")
+    if isinstance(error, sa_exc.SQLAlchemyError):
+        return DataLayerError(message)
+    return None
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(getattr(error, "orig", None) or error)
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+@contextmanager
+def translate_errors() -> Iterator[None]:
+    """Re-raise driver and SQLAlchemy errors as datalayer errors, chaining the original."""
+    try:
+        yield
+    except DataLayerError:
+        raise
+    except Exception as exc:
+        translated = classify(exc)
+        if translated is None:
+            raise
+        raise translated from exc

@@ -1,0 +1,51 @@
+"""The ``session_templates`` table."""
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import sqlalchemy as sa
+from sqlmodel import Field
+
+from datalayer.models.base import MAX_BIGINT, SoftDeleteModel
+from datalayer.types import JSONDict, StringList
+
+__all__ = ["SessionTemplateModel"]
+
+_LIVE = sa.text("deleted_at IS NULL")
+
+
+class SessionTemplateModel(SoftDeleteModel, table=True):
+    """A reusable session configuration, private, public or shared with the organization."""
+
+    __tablename__ = "session_templates"
+    __table_args__ = (
+        sa.Index("ix_session_templates_tags", "tags", postgresql_using="gin"),
+        sa.Index(
+            "ix_session_templates_usage_live",
+            "usage_count",
+            "id",
+            postgresql_where=_LIVE,
+            sqlite_where=_LIVE,
+        ),
+        sa.Index(
+            "ix_session_templates_user_created_live",
+            "user_id",
+            "created_at",
+            "id",
+            postgresql_where=_LIVE,
+            sqlite_where=_LIVE,
+        ),
+        sa.Index("ix_session_templates_created_at_id", "created_at", "id"),
+    )
+
+    user_id: UUID = Field(foreign_key="users.id", ondelete="CASCADE")
+    name: str = Field(max_length=255, min_length=1)
+    description: str | None = Field(default=None)
+    system_prompt: str | None = Field(default=None)
+    sdk_options: dict[str, Any] = Field(default_factory=dict, sa_type=JSONDict, nullable=False)
+    tags: list[str] = Field(default_factory=list, sa_type=StringList, nullable=False)
+    is_public: bool = Field(default=False)
+    is_organization_shared: bool = Field(default=False)
+    usage_count: int = Field(default=0, ge=0, le=MAX_BIGINT, sa_type=sa.BigInteger, nullable=False)
+    last_used_at: datetime | None = Field(default=None)

@@ -1,0 +1,131 @@
+"""Validation of repository input against a table model, before any SQL is sent.
+
+SQLModel table classes do not validate on construction, so each model gets a twin
+non-table pydantic model (same fields, ``extra="forbid"``) for whole rows and a
+``TypeAdapter`` per field for partial updates. Failures become ``InvalidDataError``
+naming the field and the value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from functools import cache
+from typing import Annotated, Any, Generic, TypeVar, cast, get_args
+from uuid import UUID
+
+import pydantic
+from pydantic import ConfigDict, TypeAdapter, ValidationError
+from sqlmodel import SQLModel
+
+from datalayer.errors import InvalidDataError
+
+__all__ = ["IMMUTABLE_FIELDS", "ModelValidator", "as_uuid", "validator_for"]
+
+ModelT = TypeVar("ModelT", bound=SQLModel)
+
+#: Fields that no update may change.
+IMMUTABLE_FIELDS = frozenset({"id", "created_at"})
+
+
+def as_uuid(value: object, field: str = "id") -> UUID:
+    """Return ``value`` as a UUID (a UUID or its string form), else raise InvalidDataError."""
+    if isinstance(value, UUID):
+        return value
+    if isinstance(value, str):
+        try:
+            return UUID(value)
+        except ValueError:
+            pass
+    raise InvalidDataError.for_field(field, value, "not a UUID")
+
+
+def _to_invalid(error: ValidationError, values: Mapping[str, object] | None = None) -> InvalidDataError:
+    first = error.errors(include_url=False)[0]
+    location = ".".join(str(part) for part in first["loc"]) or "value"
+    field = str(first["loc"][0]) if first["loc"] else location
+    value = values.get(field, first.get("input")) if values is not None else first.get("input")
+    if first["type"] == "extra_forbidden":
+        return InvalidDataError.for_field(field, value, "unknown field")
+    if first["type"] == "missing":
+        return InvalidDataError(f"{field}: field required", field=field, value=None)
+    return InvalidDataError.for_field(location, first.get("input", value), first["msg"])
+
+
+def _is_datetime_field(annotation: Any) -> bool:
+    return annotation is datetime or datetime in get_args(annotation)
+
+
+def _is_str_field(annotation: Any) -> bool:
+    return annotation is str or str in get_args(annotation)
+
+
+class ModelValidator(Generic[ModelT]):
+    """Validates whole rows and partial updates for one table model."""
+
+    def __init__(self, model: type[ModelT]) -> None:
+        self.model = model
+        self.fields = dict(model.model_fields)
+        definitions: dict[str, Any] = {name: (info.annotation, info) for name, info in self.fields.items()}
+        self._row_model: type[pydantic.BaseModel] = pydantic.create_model(
+            f"{model.__name__}Input",
+            __config__=ConfigDict(extra="forbid", arbitrary_types_allowed=True),
+            **definitions,
+        )
+        self._adapters: dict[str, TypeAdapter[Any]] = {}
+        self._datetime_fields = tuple(n for n, i in self.fields.items() if _is_datetime_field(i.annotation))
+        self._str_fields = tuple(n for n, i in self.fields.items() if _is_str_field(i.annotation))
+
+    def row(self, values: Mapping[str, object]) -> dict[str, Any]:
+        """Return a complete, validated row (defaults filled in) for an INSERT."""
+        try:
+            validated = self._row_model.model_validate(values)
+        except ValidationError as exc:
+            raise _to_invalid(exc, values) from exc
+        row = dict(validated.__dict__)
+        self._check_values(row)
+        return row
+
+    def changes(self, values: Mapping[str, object]) -> dict[str, Any]:
+        """Return validated values for an UPDATE of the given fields only."""
+        changes: dict[str, Any] = {}
+        for name, value in values.items():
+            if name not in self.fields:
+                raise InvalidDataError.for_field(name, value, "unknown field")
+            if name in IMMUTABLE_FIELDS:
+                raise InvalidDataError.for_field(name, value, "cannot be updated")
+            try:
+                changes[name] = self._adapter(name).validate_python(value)
+            except ValidationError as exc:
+                problem = exc.errors(include_url=False)[0]["msg"]
+                raise InvalidDataError.for_field(name, value, problem) from exc
+        self._check_values(changes)
+        return changes
+
+    def _adapter(self, name: str) -> TypeAdapter[Any]:
+        adapter = self._adapters.get(name)
+        if adapter is None:
+            info = self.fields[name]
+            # The annotation is assembled at run time from the model's field.
+            adapter = TypeAdapter(cast(Any, Annotated[info.annotation, info]))
+            self._adapters[name] = adapter
+        return adapter
+
+    def _check_values(self, row: Mapping[str, Any]) -> None:
+        """Refuse what pydantic lets through but the databases do not store faithfully."""
+        for name in self._datetime_fields:
+            value = row.get(name)
+            if isinstance(value, datetime) and value.utcoffset() is None:
+                raise InvalidDataError.for_field(
+                    name, value, "naive datetime; pass an aware one, e.g. datetime.now(UTC)"
+                )
+        for name in self._str_fields:
+            value = row.get(name)
+            if isinstance(value, str) and "\x00" in value:
+                raise InvalidDataError.for_field(name, value, "NUL characters cannot be stored")
+
+
+@cache
+def validator_for(model: type[ModelT]) -> ModelValidator[ModelT]:
+    """Return the (cached) validator of a table model."""
+    return ModelValidator(model)

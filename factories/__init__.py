@@ -1,0 +1,1 @@
+"""polyfactory factories for the datalayer models (install the ``factories`` extra)."""

@@ -1,0 +1,35 @@
+"""nox sessions: ``tests`` (both backends, mypy included), ``typecheck``, ``lint``, ``bench``."""
+
+import nox
+
+nox.options.sessions = ["lint", "typecheck", "tests"]
+nox.options.default_venv_backend = "venv"
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Run the whole test suite on SQLite and a throwaway PostgreSQL."""
+    session.install("-e", ".[dev]")
+    session.run("pytest", *session.posargs)
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """Run mypy --strict with the project's mypy.ini."""
+    session.install("-e", ".[dev]")
+    session.run("mypy")
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """Run ruff."""
+    session.install("ruff>=0.9")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Run the side-by-side benchmark on SQLite and PostgreSQL."""
+    session.install("-e", ".[dev,bench]")
+    session.run("python", "benchmarks/run.py", *session.posargs)

@@ -1,0 +1,152 @@
+"""Test harness: every ``db``/``session`` test runs on a SQLite file and on a real PostgreSQL.
+
+The PostgreSQL server is started once per run on a throwaway data directory (see
+``datalayer.testing``). Without PostgreSQL binaries the PostgreSQL cases are skipped
+with a notice, except in CI (``CI=true``) where that is a failure.
+Each test starts from empty tables.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from datalayer import Database
+from datalayer.models import metadata
+from datalayer.testing import PostgresNotAvailable, TemporaryPostgres
+
+BACKENDS = ("sqlite", "postgresql")
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+_outcomes: Counter[tuple[str, str]] = Counter()
+_pg_skip_reason: list[str] = []
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[TemporaryPostgres | None]:
+    """Start one throwaway PostgreSQL server for the run (None when unavailable)."""
+    url = os.environ.get("DATALAYER_TEST_POSTGRES_URL")
+    if url:
+        yield None
+        return
+    try:
+        server = TemporaryPostgres(database="datalayer_test")
+    except PostgresNotAvailable as exc:
+        if IN_CI:
+            pytest.fail(f"CI=true but PostgreSQL is not available: {exc}")
+        _pg_skip_reason.append(str(exc))
+        yield None
+        return
+    server.start()
+    try:
+        yield server
+    finally:
+        server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres_server: TemporaryPostgres | None) -> str:
+    """Return the URL of the test PostgreSQL database, or skip when there is none."""
+    url = os.environ.get("DATALAYER_TEST_POSTGRES_URL")
+    if url:
+        return url
+    if postgres_server is None:
+        pytest.skip(f"PostgreSQL not available: {_pg_skip_reason[0] if _pg_skip_reason else 'unknown'}")
+    return postgres_server.url
+
+
+@pytest.fixture(scope="session")
+def sqlite_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Return the path of the SQLite test database file."""
+    return tmp_path_factory.mktemp("sqlite") / "datalayer_test.db"
+
+
+def url_for(backend: str, request: pytest.FixtureRequest) -> str:
+    """Return the database URL of a backend for this test run."""
+    if backend == "sqlite":
+        path: Path = request.getfixturevalue("sqlite_path")
+        return f"sqlite+aiosqlite:///{path}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+_databases: dict[str, Database] = {}
+
+
+@pytest.fixture(scope="session")
+async def databases() -> AsyncIterator[dict[str, Database]]:
+    """Hold one schema-ready Database per backend for the whole run."""
+    yield _databases
+    for database in _databases.values():
+        await database.dispose()
+    _databases.clear()
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """Return the backend name this test case runs on."""
+    name: str = request.param
+    return name
+
+
+@pytest.fixture
+async def db(
+    backend: str, request: pytest.FixtureRequest, databases: dict[str, Database]
+) -> AsyncIterator[Database]:
+    """Return the backend's Database with empty tables."""
+    database = databases.get(backend)
+    if database is None:
+        database = Database(url_for(backend, request))
+        await database.drop_all()
+        await database.create_all()
+        databases[backend] = database
+    await empty_tables(database)
+    yield database
+
+
+async def empty_tables(database: Database) -> None:
+    """Delete every row of every table."""
+    async with database.engine.begin() as conn:
+        if database.backend == "postgresql":
+            names = ", ".join(table.name for table in metadata.sorted_tables)
+            await conn.execute(sa.text(f"TRUNCATE {names} CASCADE"))
+        else:
+            for table in reversed(metadata.sorted_tables):
+                await conn.execute(table.delete())
+
+
+@pytest.fixture
+async def session(db: Database) -> AsyncIterator[AsyncSession]:
+    """Yield one unit of work on the backend's database (committed at the end)."""
+    async with db.session() as unit:
+        yield unit
+
+
+def backend_of(nodeid: str) -> str:
+    """Return the backend a test id was parametrized with ("other" for backend-free tests)."""
+    params = nodeid.rpartition("[")[2].rstrip("]").split("-") if nodeid.endswith("]") else []
+    return next((name for name in BACKENDS if name in params), "other")
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Count outcomes per backend for the summary."""
+    if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
+        _outcomes[(backend_of(report.nodeid), report.outcome)] += 1
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Print the pass/fail/skip counts of each backend."""
+    terminalreporter.section("datalayer: results per backend")
+    for backend in (*BACKENDS, "other"):
+        counts = {outcome: _outcomes[(backend, outcome)] for outcome in ("passed", "failed", "skipped")}
+        if any(counts.values()):
+            summary = ", ".join(f"{n} {outcome}" for outcome, n in counts.items())
+            terminalreporter.write_line(f"{backend:>10}: {summary}")
+    if _pg_skip_reason:
+        terminalreporter.write_line(f"NOTICE: PostgreSQL cases skipped: {_pg_skip_reason[0]}", yellow=True)
