@@ -20,6 +20,7 @@ from datalayer.errors import (
     DataLayerError,
     InvalidDataError,
     NotFoundError,
+    StaleDataError,
 )
 from datalayer.models import (
     MessageModel,
@@ -503,3 +504,31 @@ async def test_big_token_counters(session: AsyncSession) -> None:
     session.expunge_all()
     again = await Repository(SessionModel, session).get(created.id)
     assert again.api_input_tokens == big
+
+
+async def test_optimistic_update_refuses_a_stale_version(db: Database) -> None:
+    async with db.session() as s:
+        created = await make_session(s)
+    # Two workers read the same version in their own units of work...
+    async with db.session(read_only=True) as s:
+        seen_by_a = (await Repository(SessionModel, s).get(created.id)).version
+    async with db.session(read_only=True) as s:
+        seen_by_b = (await Repository(SessionModel, s).get(created.id)).version
+    assert seen_by_a == seen_by_b == 1
+    # ...A writes first; B's write, based on what it read, must not overwrite A's.
+    async with db.session() as s:
+        await Repository(SessionModel, s).update_if_version(created.id, seen_by_a, status="active")
+    with pytest.raises(StaleDataError) as caught:
+        async with db.session() as s:
+            await Repository(SessionModel, s).update_if_version(created.id, seen_by_b, status="paused")
+    assert isinstance(caught.value, ConflictError)
+    async with db.session() as s:
+        final = await Repository(SessionModel, s).get(created.id)
+        assert (final.status, final.version) == (SessionStatus.ACTIVE, 2)
+
+
+async def test_expected_version_on_unversioned_table_is_invalid(session: AsyncSession) -> None:
+    user = await make_user(session)
+    with pytest.raises(InvalidDataError) as caught:
+        await Repository(UserModel, session).update_if_version(user.id, 1, full_name="x")
+    assert caught.value.field == "expected_version"

@@ -21,7 +21,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
-from datalayer.errors import InvalidDataError, NotFoundError, translate_errors
+from datalayer.errors import InvalidDataError, NotFoundError, StaleDataError, translate_errors
 from datalayer.models.base import EntityModel, SoftDeleteModel
 from datalayer.types import utc_now
 from datalayer.validation import ModelValidator, as_uuid, validator_for
@@ -139,25 +139,53 @@ class Repository(Generic[ModelT]):
         changes = self._validator.changes(values)
         return await self._update_returning(key, changes)
 
+    async def update_if_version(
+        self, id: UUID | str, expected_version: int, /, **values: object
+    ) -> ModelT | None:
+        """Like ``update``, but only if the row still has the ``version`` the caller read.
+
+        For versioned tables (sessions). Returns None when the row is missing or soft-deleted;
+        raises ``StaleDataError`` when another writer changed it since.
+        """
+        key = as_uuid(id)
+        changes = self._validator.changes(values)
+        return await self._update_returning(key, changes, expected_version=expected_version)
+
     async def _update_returning(
-        self, key: UUID, changes: Mapping[str, Any], *guards: ColumnElement[bool]
+        self,
+        key: UUID,
+        changes: Mapping[str, Any],
+        *guards: ColumnElement[bool],
+        expected_version: int | None = None,
     ) -> ModelT | None:
         """Run ``UPDATE ... RETURNING`` on one visible row, refreshing a loaded instance."""
         values: dict[str, Any] = dict(changes)
+        criteria = [self._id == key, *self._visible(False), *guards]
         if self._version is not None:
             values["version"] = self._version + 1
+            if expected_version is not None:
+                criteria.append(self._version == expected_version)
+        elif expected_version is not None:
+            raise InvalidDataError.for_field(
+                "expected_version", expected_version, f"{self.model.__name__} has no version column"
+            )
         if not values:
             return await self.get_by_id(key)
         statement = (
             sa.update(self.model)
-            .where(self._id == key, *self._visible(False), *guards)
+            .where(*criteria)
             .values(values)
             .returning(self.model)
             .execution_options(populate_existing=True, synchronize_session=False)
         )
         with translate_errors():
             result = await self.session.exec(statement)
-            return cast(ModelT | None, result.scalars().one_or_none())
+            updated = cast(ModelT | None, result.scalars().one_or_none())
+        if updated is None and expected_version is not None and await self.exists(key):
+            raise StaleDataError(
+                f"{self.model.__name__} {key} changed since version {expected_version} was read"
+            )
+        return updated
 
     async def delete(self, id: UUID | str) -> bool:
         """Hard-delete one row (children owned by it cascade); return True if it existed."""
