@@ -102,6 +102,18 @@ class ModelValidator(Generic[ModelT]):
         self._check_values(changes)
         return changes
 
+    def field_value(self, name: str, value: object) -> Any:
+        """Return ``value`` validated as the model's field ``name`` (immutable fields allowed)."""
+        if name not in self.fields:
+            raise InvalidDataError.for_field(name, value, "unknown field")
+        try:
+            validated = self._adapter(name).validate_python(value)
+        except ValidationError as exc:
+            problem = exc.errors(include_url=False)[0]["msg"]
+            raise InvalidDataError.for_field(name, value, problem) from exc
+        self._check_values({name: validated})
+        return validated
+
     def _adapter(self, name: str) -> TypeAdapter[Any]:
         adapter = self._adapters.get(name)
         if adapter is None:

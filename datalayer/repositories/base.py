@@ -8,15 +8,23 @@ first (``InvalidDataError``, nothing sent), and driver errors come out as
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import base64
+import binascii
+import json
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
+from enum import Enum
 from typing import Any, Generic, TypeVar, cast
 from uuid import UUID
 
 import sqlalchemy as sa
 from sqlalchemy import ColumnElement, SQLColumnExpression
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.orm.interfaces import ORMOption
+from sqlalchemy.sql import operators
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
@@ -24,7 +32,7 @@ from sqlmodel.sql.expression import SelectOfScalar
 from datalayer.errors import InvalidDataError, NotFoundError, StaleDataError, translate_errors
 from datalayer.models.base import EntityModel, SoftDeleteModel
 from datalayer.types import utc_now
-from datalayer.validation import ModelValidator, as_uuid, validator_for
+from datalayer.validation import IMMUTABLE_FIELDS, ModelValidator, as_uuid, validator_for
 
 __all__ = [
     "DEFAULT_LIMIT",
@@ -32,6 +40,7 @@ __all__ = [
     "Filter",
     "ModelT",
     "OrderBy",
+    "Page",
     "Repository",
     "SoftDeleteRepository",
     "check_page",
@@ -49,6 +58,23 @@ OrderBy = SQLColumnExpression[Any] | InstrumentedAttribute[Any]
 DEFAULT_LIMIT = 100
 #: Largest page size any list method accepts.
 MAX_LIMIT = 10_000
+#: Rows fetched per round trip by ``stream``.
+STREAM_BATCH = 1_000
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[ModelT]):
+    """One page of a keyset pagination: the rows, and the cursor of the next page (None at the end)."""
+
+    items: list[ModelT]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class _SortKey:
+    name: str
+    column: sa.ColumnElement[Any]
+    descending: bool
 
 
 def check_page(skip: int, limit: int) -> None:
@@ -262,6 +288,246 @@ class Repository(Generic[ModelT]):
         with translate_errors():
             return bool((await self.session.exec(statement)).one())
 
+    # -- keyset pagination, streaming ---------------------------------------------------
+
+    async def paginate(
+        self,
+        limit: int = DEFAULT_LIMIT,
+        cursor: str | None = None,
+        filters: Sequence[Filter] | None = None,
+        order_by: Sequence[OrderBy] | None = None,
+        *,
+        include_deleted: bool = False,
+        options: Sequence[ORMOption] = (),
+    ) -> Page[ModelT]:
+        """Return the page after ``cursor`` (the first page without one) and the next page's cursor.
+
+        Same rows and order as ``get_all`` (newest first, or ``order_by`` then id), but each
+        page costs the same however deep it is: the cursor holds the sort values of the last
+        row and the next page starts after them (``WHERE (a, id) < (:a, :id)``). Ordering
+        terms must be non-nullable columns of the model, each ascending or ``.desc()``.
+        """
+        check_page(0, limit)
+        keys = self._sort_keys(order_by)
+        statement = self._select(include_deleted).where(*(filters or ()))
+        if cursor is not None:
+            statement = statement.where(self._after(keys, self._decode_cursor(keys, cursor)))
+        statement = statement.order_by(*_order_terms(keys)).limit(limit + 1).options(*options)
+        rows = await self._all(statement)
+        if len(rows) <= limit:
+            return Page(rows, None)
+        items = rows[:limit]
+        return Page(items, _encode_cursor(keys, items[-1]))
+
+    async def stream(
+        self,
+        filters: Sequence[Filter] | None = None,
+        order_by: Sequence[OrderBy] | None = None,
+        *,
+        include_deleted: bool = False,
+        batch_size: int = STREAM_BATCH,
+    ) -> AsyncIterator[ModelT]:
+        """Return an async iterator over every matching row, in ``paginate`` order, in flat memory.
+
+        PostgreSQL reads through a server-side cursor ``batch_size`` rows at a time; SQLite
+        runs one keyset query per batch. Rows already yielded are not kept by the iterator.
+        """
+        check_page(0, batch_size)
+        keys = self._sort_keys(order_by)
+        statement = self._select(include_deleted).where(*(filters or ())).order_by(*_order_terms(keys))
+        if self._dialect_name() == "postgresql":
+            with translate_errors():
+                result = await self.session.stream(statement.execution_options(yield_per=batch_size))
+            try:
+                with translate_errors():
+                    async for entity in result.scalars():
+                        yield entity
+            finally:
+                await result.close()
+            return
+        last: ModelT | None = None
+        while True:
+            batch_statement = statement
+            if last is not None:
+                batch_statement = statement.where(self._after(keys, [getattr(last, k.name) for k in keys]))
+            batch = await self._all(batch_statement.limit(batch_size))
+            for entity in batch:
+                yield entity
+            if len(batch) < batch_size:
+                return
+            last = batch[-1]
+
+    def _sort_keys(self, order_by: Sequence[OrderBy] | None) -> tuple[_SortKey, ...]:
+        """Return the keyset sort keys of an ORDER BY, the primary key appended as tie-breaker."""
+        columns = sa.inspect(self.model).columns
+        if not order_by:
+            return (
+                _SortKey("created_at", columns["created_at"], True),
+                _SortKey("id", columns["id"], True),
+            )
+        keys: list[_SortKey] = []
+        for term in order_by:
+            element: Any = getattr(term, "expression", term)
+            descending = False
+            if isinstance(element, sa.UnaryExpression) and element.modifier in (
+                operators.desc_op,
+                operators.asc_op,
+            ):
+                descending = element.modifier is operators.desc_op
+                element = element.element
+            name = getattr(element, "key", None)
+            column = columns.get(name) if isinstance(name, str) else None
+            if column is None or getattr(element, "table", None) is not column.table:
+                raise InvalidDataError.for_field(
+                    "order_by", term, f"keyset ordering needs columns of {self.model.__name__}"
+                )
+            if column.nullable:
+                raise InvalidDataError.for_field(
+                    "order_by", term, "keyset ordering needs non-nullable columns"
+                )
+            keys.append(_SortKey(column.key, column, descending))
+        if keys[-1].name != "id":
+            keys.append(_SortKey("id", columns["id"], False))
+        return tuple(keys)
+
+    def _after(self, keys: Sequence[_SortKey], values: Sequence[Any]) -> ColumnElement[bool]:
+        """Return the condition selecting rows that sort after ``values``."""
+        binds = [sa.literal(value, key.column.type) for key, value in zip(keys, values, strict=True)]
+        if all(k.descending == keys[0].descending for k in keys):
+            # One row-value comparison: both backends turn it into an index range scan.
+            left = sa.tuple_(*(k.column for k in keys))
+            return left < sa.tuple_(*binds) if keys[0].descending else left > sa.tuple_(*binds)
+        alternatives: list[ColumnElement[bool]] = []
+        for i, key in enumerate(keys):
+            beyond = key.column < binds[i] if key.descending else key.column > binds[i]
+            equal = [keys[j].column == binds[j] for j in range(i)]
+            alternatives.append(sa.and_(*equal, beyond))
+        return sa.or_(*alternatives)
+
+    def _decode_cursor(self, keys: Sequence[_SortKey], cursor: str) -> list[Any]:
+        """Return the sort values a cursor holds; InvalidDataError if it is not one of ours."""
+        try:
+            if not isinstance(cursor, str) or len(cursor) > 4096:
+                raise ValueError("not a cursor")
+            padded = cursor + "=" * (-len(cursor) % 4)
+            payload = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+            if not isinstance(payload, dict) or payload.get("o") != _signature(keys):
+                raise ValueError("cursor of another ordering")
+            tagged = payload["v"]
+            if not isinstance(tagged, list) or len(tagged) != len(keys):
+                raise ValueError("wrong number of values")
+            values = [_untag(item) for item in tagged]
+        except (ValueError, TypeError, KeyError, binascii.Error, UnicodeError) as exc:
+            raise InvalidDataError.for_field("cursor", cursor, "invalid pagination cursor") from exc
+        try:
+            checked = [self._validator.field_value(k.name, v) for k, v in zip(keys, values, strict=True)]
+        except InvalidDataError as exc:
+            raise InvalidDataError.for_field("cursor", cursor, "invalid pagination cursor") from exc
+        if checked != values:
+            # Coerced (e.g. an int read as a timestamp): not a value this ordering produced.
+            raise InvalidDataError.for_field("cursor", cursor, "invalid pagination cursor")
+        return checked
+
+    # -- upsert -------------------------------------------------------------------------
+
+    async def upsert(self, *, on: Sequence[str], **values: object) -> ModelT:
+        """Insert one row, or update the row with the same ``on`` values; return it.
+
+        ``on`` names the columns of a unique constraint or unique index (a partial one too;
+        not an expression index such as ``lower(email)``). On conflict every given column
+        except ``on``, ``id`` and ``created_at`` is updated (and ``updated_at``/``version``).
+        """
+        created = await self.upsert_many([values], on=on)
+        return created[0]
+
+    async def upsert_many(self, rows: Iterable[Mapping[str, object]], *, on: Sequence[str]) -> list[ModelT]:
+        """Upsert many rows with ``INSERT ... ON CONFLICT DO UPDATE ... RETURNING``; return them in order.
+
+        Rows giving the same set of columns go in one batched statement; all or nothing.
+        The ``on`` values must be distinct across ``rows``.
+        """
+        conflict = self._conflict_target(on)
+        given: list[Mapping[str, object]] = []
+        validated: list[dict[str, Any]] = []
+        seen: set[tuple[Any, ...]] = set()
+        for row in rows:
+            mapping = self._as_mapping(row)
+            missing = [name for name in on if name not in mapping]
+            if missing:
+                raise InvalidDataError.for_field(
+                    missing[0], None, "upsert needs a value for each `on` column"
+                )
+            full = self._validator.row(mapping)
+            key = tuple(full[name] for name in on)
+            if key in seen:
+                raise InvalidDataError.for_field(", ".join(on), key, "duplicate key among the upserted rows")
+            seen.add(key)
+            given.append(mapping)
+            validated.append(full)
+        if not validated:
+            return []
+        groups: dict[frozenset[str], list[dict[str, Any]]] = {}
+        for mapping, full in zip(given, validated, strict=True):
+            groups.setdefault(frozenset(mapping), []).append(full)
+        by_key: dict[tuple[Any, ...], ModelT] = {}
+        with translate_errors():
+            async with self.session.begin_nested():
+                for names, group in groups.items():
+                    statement = self._upsert_statement(on, conflict, names)
+                    result = await self.session.exec(statement, params=group)
+                    for entity in cast(list[ModelT], result.scalars().all()):
+                        by_key[tuple(getattr(entity, name) for name in on)] = entity
+        return [by_key[tuple(full[name] for name in on)] for full in validated]
+
+    def _conflict_target(self, on: Sequence[str]) -> ColumnElement[bool] | None:
+        """Check ``on`` against the table's unique keys; return the WHERE of a partial index."""
+        if isinstance(on, str) or not on:
+            raise InvalidDataError.for_field("on", on, "give a non-empty tuple of column names")
+        table = cast(sa.Table, sa.inspect(self.model).local_table)
+        wanted = set(on)
+        for constraint in table.constraints:
+            if isinstance(constraint, sa.UniqueConstraint | sa.PrimaryKeyConstraint) and (
+                {c.name for c in constraint.columns} == wanted
+            ):
+                return None
+        for index in table.indexes:
+            if not index.unique or any(not isinstance(e, sa.Column) for e in index.expressions):
+                continue
+            if {c.name for c in index.columns} == wanted:
+                where = index.dialect_options["postgresql"].get("where")
+                return cast(ColumnElement[bool] | None, where)
+        raise InvalidDataError.for_field(
+            "on", tuple(on), f"no unique constraint or plain unique index of {table.name} has these columns"
+        )
+
+    def _upsert_statement(
+        self, on: Sequence[str], where: ColumnElement[bool] | None, given: frozenset[str]
+    ) -> Any:
+        """Return the dialect's INSERT ... ON CONFLICT (on) DO UPDATE ... RETURNING statement."""
+        dialect = self._dialect_name()
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        statement = insert(self.model)
+        excluded = statement.excluded
+        columns = sa.inspect(self.model).columns
+        updates: dict[str, Any] = {
+            name: excluded[name] for name in sorted(given) if name not in on and name not in IMMUTABLE_FIELDS
+        }
+        if "updated_at" in columns and "updated_at" not in updates:
+            updates["updated_at"] = excluded["updated_at"]
+        if self._version is not None and "version" not in given:
+            updates["version"] = columns["version"] + 1
+        if not updates:
+            # DO NOTHING would return no row for a conflict; a no-op update returns it.
+            updates[on[0]] = excluded[on[0]]
+        return (
+            statement.on_conflict_do_update(index_elements=list(on), index_where=where, set_=updates)
+            .returning(self.model)
+            .execution_options(render_nulls=True, populate_existing=True)
+        )
+
+    def _dialect_name(self) -> str:
+        return self.session.get_bind().dialect.name
+
     # -- helpers for subclasses ---------------------------------------------------------
 
     def _visible(self, include_deleted: bool) -> tuple[ColumnElement[bool], ...]:
@@ -330,3 +596,60 @@ class SoftDeleteRepository(Repository[SoftModelT]):
 
 def _is_deleted(entity: EntityModel) -> bool:
     return getattr(entity, "deleted_at", None) is not None
+
+
+def _order_terms(keys: Sequence[_SortKey]) -> list[ColumnElement[Any]]:
+    return [key.column.desc() if key.descending else key.column.asc() for key in keys]
+
+
+def _signature(keys: Sequence[_SortKey]) -> str:
+    return ",".join(f"{k.name}:{'d' if k.descending else 'a'}" for k in keys)
+
+
+def _encode_cursor(keys: Sequence[_SortKey], entity: EntityModel) -> str:
+    payload = {"o": _signature(keys), "v": [_tag(getattr(entity, key.name)) for key in keys]}
+    raw = json.dumps(payload, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+def _tag(value: object) -> list[object]:
+    """Return ``value`` as ``[type tag, JSON value]`` so that it decodes to the same type."""
+    if isinstance(value, bool):
+        return ["b", value]
+    if isinstance(value, Enum):
+        return ["s", str(value.value)]
+    if isinstance(value, int):
+        return ["i", value]
+    if isinstance(value, str):
+        return ["s", value]
+    if isinstance(value, UUID):
+        return ["u", str(value)]
+    if isinstance(value, datetime):
+        return ["t", value.isoformat()]
+    if isinstance(value, Decimal):
+        return ["d", str(value)]
+    if isinstance(value, float):
+        return ["f", repr(value)]
+    raise InvalidDataError.for_field("order_by", value, "cannot paginate on a value of this type")
+
+
+def _untag(item: object) -> object:
+    if not isinstance(item, list) or len(item) != 2 or not isinstance(item[0], str):
+        raise ValueError("malformed cursor value")
+    tag, value = item
+    if tag == "b" and isinstance(value, bool):
+        return value
+    if tag == "i" and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        if tag == "s":
+            return value
+        if tag == "u":
+            return UUID(value)
+        if tag == "t":
+            return datetime.fromisoformat(value)
+        if tag == "d":
+            return Decimal(value)
+        if tag == "f":
+            return float(value)
+    raise ValueError("malformed cursor value")
