@@ -1,0 +1,80 @@
+"""``MessageRepository``: queries of the ``messages`` table."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+import sqlalchemy as sa
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from datalayer.errors import InvalidDataError, translate_errors
+from datalayer.models import MessageModel, MessageType, SessionModel
+from datalayer.repositories import params
+from datalayer.repositories.base import DEFAULT_LIMIT, Repository, check_page
+
+__all__ = ["MessageRepository"]
+
+
+class MessageRepository(Repository[MessageModel]):
+    """Messages of a session, numbered 1, 2, 3, ... by ``sequence_number``."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        super().__init__(MessageModel, session)
+
+    async def get_by_session(
+        self, session_id: UUID, skip: int = 0, limit: int = DEFAULT_LIMIT
+    ) -> list[MessageModel]:
+        """Return a session's messages in sequence order."""
+        check_page(skip, limit)
+        statement = (
+            select(MessageModel)
+            .where(col(MessageModel.session_id) == params.identifier("session_id", session_id))
+            .order_by(col(MessageModel.sequence_number))
+            .offset(skip)
+            .limit(limit)
+        )
+        return await self._all(statement)
+
+    async def get_next_sequence_number(self, session_id: UUID) -> int:
+        """Return the number the next message of the session would get (last + 1).
+
+        Read-only and therefore racy between writers: to add a message use :meth:`append`,
+        which assigns the number itself.
+        """
+        statement = select(sa.func.coalesce(sa.func.max(col(MessageModel.sequence_number)), 0) + 1).where(
+            col(MessageModel.session_id) == params.identifier("session_id", session_id)
+        )
+        with translate_errors():
+            return int((await self.session.exec(statement)).one())
+
+    async def get_result_message(self, session_id: UUID) -> MessageModel | None:
+        """Return the session's latest message of type ``result``, or None."""
+        statement = (
+            select(MessageModel)
+            .where(
+                col(MessageModel.session_id) == params.identifier("session_id", session_id),
+                col(MessageModel.message_type) == MessageType.RESULT,
+            )
+            .order_by(*self._newest_first())
+        )
+        return await self._first(statement)
+
+    async def append(self, session_id: UUID, **values: object) -> MessageModel:
+        """Insert a message as the session's next one and return it; correct under concurrent writers.
+
+        The parent session row is locked (``SELECT ... FOR NO KEY UPDATE`` on PostgreSQL;
+        SQLite write transactions are already exclusive), so appends to one session are
+        serialized and numbers come out 1, 2, 3, ... with no gaps or duplicates.
+        """
+        key = params.identifier("session_id", session_id)
+        if "sequence_number" in values or "session_id" in values:
+            field = "sequence_number" if "sequence_number" in values else "session_id"
+            raise InvalidDataError.for_field(field, values[field], "is set by append")
+        # Validate before taking the lock, so bad input writes nothing and blocks nobody.
+        self._validator.row({**values, "session_id": key, "sequence_number": 1})
+        lock = select(SessionModel.id).where(col(SessionModel.id) == key).with_for_update(key_share=True)
+        with translate_errors():
+            await self.session.exec(lock)
+        number = await self.get_next_sequence_number(key)
+        return await self.create(**values, session_id=key, sequence_number=number)

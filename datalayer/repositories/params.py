@@ -1,0 +1,72 @@
+"""Checks for the arguments of specialized queries (the values filters are built from).
+
+Each returns the value in the type the query needs, or raises ``InvalidDataError``
+naming the parameter, so a bad argument never reaches the driver.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from enum import StrEnum
+from typing import TypeVar
+from uuid import UUID
+
+from datalayer.errors import InvalidDataError
+from datalayer.validation import as_uuid
+
+__all__ = ["aware_datetime", "choice", "identifier", "optional_identifier", "text", "text_list"]
+
+EnumT = TypeVar("EnumT", bound=StrEnum)
+
+
+def text(name: str, value: object) -> str:
+    """Return ``value`` if it is a string both databases can store and compare."""
+    if not isinstance(value, str):
+        raise InvalidDataError.for_field(name, value, "expected a string")
+    if "\x00" in value:
+        raise InvalidDataError.for_field(name, value, "NUL characters are not allowed")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidDataError.for_field(name, value, "not valid Unicode (unpaired surrogate)") from exc
+    return value
+
+
+def text_list(name: str, values: object) -> list[str]:
+    """Return ``values`` as a list of checked strings (a bare string is refused)."""
+    if isinstance(values, str) or not isinstance(values, Sequence):
+        raise InvalidDataError.for_field(name, values, "expected a list of strings")
+    return [text(name, value) for value in values]
+
+
+def choice(name: str, enum: type[EnumT], value: object) -> EnumT:
+    """Return ``value`` as a member of ``enum`` (its string value is accepted)."""
+    if isinstance(value, enum):
+        return value
+    if not isinstance(value, str):
+        raise InvalidDataError.for_field(name, value, "expected a string")
+    try:
+        return enum(value)
+    except ValueError as exc:
+        allowed = ", ".join(member.value for member in enum)
+        raise InvalidDataError.for_field(name, value, f"expected one of: {allowed}") from exc
+
+
+def aware_datetime(name: str, value: object) -> datetime:
+    """Return ``value`` if it is a timezone-aware datetime (naive ones are ambiguous)."""
+    if not isinstance(value, datetime):
+        raise InvalidDataError.for_field(name, value, "expected a datetime")
+    if value.utcoffset() is None:
+        raise InvalidDataError.for_field(name, value, "naive datetime; pass an aware one")
+    return value
+
+
+def identifier(name: str, value: object) -> UUID:
+    """Return ``value`` as a UUID (or its string form)."""
+    return as_uuid(value, name)
+
+
+def optional_identifier(name: str, value: object) -> UUID | None:
+    """Return ``value`` as a UUID, or None when it is None."""
+    return None if value is None else as_uuid(value, name)

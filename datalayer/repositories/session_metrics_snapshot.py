@@ -1,0 +1,41 @@
+"""``SessionMetricsSnapshotRepository``: queries of the ``session_metrics_snapshots`` table."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from datalayer.models import SessionMetricsSnapshotModel
+from datalayer.repositories import params
+from datalayer.repositories.base import Repository
+
+__all__ = ["SessionMetricsSnapshotRepository"]
+
+_Snapshot = SessionMetricsSnapshotModel
+
+
+class SessionMetricsSnapshotRepository(Repository[SessionMetricsSnapshotModel]):
+    """Point-in-time copies of session usage counters."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        super().__init__(SessionMetricsSnapshotModel, session)
+
+    async def get_snapshots_in_range(
+        self, session_id: UUID, start_time: datetime, end_time: datetime
+    ) -> list[SessionMetricsSnapshotModel]:
+        """Return a session's snapshots taken between the two times (both included), oldest first."""
+        start = params.aware_datetime("start_time", start_time)
+        end = params.aware_datetime("end_time", end_time)
+        statement = (
+            select(_Snapshot)
+            .where(
+                col(_Snapshot.session_id) == params.identifier("session_id", session_id),
+                col(_Snapshot.created_at) >= start,
+                col(_Snapshot.created_at) <= end,
+            )
+            .order_by(col(_Snapshot.created_at), self._id)
+        )
+        return await self._all(statement)

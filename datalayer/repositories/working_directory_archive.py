@@ -1,0 +1,64 @@
+"""``WorkingDirectoryArchiveRepository``: queries of the ``working_directory_archives`` table."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+import sqlalchemy as sa
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from datalayer.errors import translate_errors
+from datalayer.models import ArchiveStatus, WorkingDirectoryArchiveModel
+from datalayer.repositories.base import Repository, check_page
+
+__all__ = ["WorkingDirectoryArchiveRepository"]
+
+_Archive = WorkingDirectoryArchiveModel
+
+
+class WorkingDirectoryArchiveRepository(Repository[WorkingDirectoryArchiveModel]):
+    """Archives of session working directories and the queue of pending ones."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        super().__init__(WorkingDirectoryArchiveModel, session)
+
+    def _oldest_pending(self, limit: int) -> sa.Select[UUID]:
+        return (
+            sa.select(col(_Archive.id))
+            .where(col(_Archive.status) == ArchiveStatus.PENDING)
+            .order_by(col(_Archive.created_at), self._id)
+            .limit(limit)
+        )
+
+    async def get_pending_archives(self, limit: int = 100) -> list[WorkingDirectoryArchiveModel]:
+        """Return pending archives, oldest first (a look at the queue; workers use claim_pending)."""
+        check_page(0, limit)
+        statement = (
+            select(_Archive)
+            .where(col(_Archive.status) == ArchiveStatus.PENDING)
+            .order_by(col(_Archive.created_at), self._id)
+            .limit(limit)
+        )
+        return await self._all(statement)
+
+    async def claim_pending(self, limit: int = 1) -> list[WorkingDirectoryArchiveModel]:
+        """Mark up to ``limit`` of the oldest pending archives in_progress and return them, oldest first.
+
+        Each archive is handed to exactly one of several concurrent workers: on PostgreSQL
+        the candidates are locked with ``FOR UPDATE SKIP LOCKED`` (workers skip each
+        other's rows instead of waiting); SQLite write transactions are exclusive.
+        """
+        check_page(0, limit)
+        candidates = self._oldest_pending(limit).with_for_update(skip_locked=True).scalar_subquery()
+        statement = (
+            sa.update(_Archive)
+            .where(col(_Archive.id).in_(candidates), col(_Archive.status) == ArchiveStatus.PENDING)
+            .values(status=ArchiveStatus.IN_PROGRESS)
+            .returning(_Archive)
+            .execution_options(populate_existing=True, synchronize_session=False)
+        )
+        with translate_errors():
+            result = await self.session.exec(statement)
+            claimed: list[WorkingDirectoryArchiveModel] = list(result.scalars().all())
+        return sorted(claimed, key=lambda archive: (archive.created_at, archive.id))
