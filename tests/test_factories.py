@@ -1,0 +1,200 @@
+"""The factories: valid entities, persistence with parents, sequence numbers, determinism."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from datetime import datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from datalayer import Database
+from datalayer.models import (
+    EntityModel,
+    MessageModel,
+    MessageType,
+    SessionModel,
+    SessionStatus,
+    SoftDeleteModel,
+    UserModel,
+)
+from datalayer.repositories import Repository
+from datalayer.validation import validator_for
+from factories import (
+    ALL_FACTORIES,
+    TAGS,
+    DataFactory,
+    MessageFactory,
+    SessionFactory,
+    TaskExecutionFactory,
+    TaskFactory,
+    ToolCallFactory,
+    UserFactory,
+    persist,
+    persist_one,
+    seed_factories,
+)
+from tests.helpers import row_count
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _check_plausible(values: dict[str, Any]) -> None:
+    for name, value in values.items():
+        if isinstance(value, datetime):
+            assert value.utcoffset() == timedelta(0), name
+        if isinstance(value, Decimal):
+            exponent = value.as_tuple().exponent
+            assert isinstance(exponent, int) and exponent >= -9, (name, value)
+            assert value >= 0
+        if name == "tags":
+            assert isinstance(value, list)
+            assert len(value) == len(set(value)) and set(value) <= set(TAGS)
+        if name in ("content", "sdk_options", "config", "tool_input", "input_data"):
+            assert isinstance(value, dict), name
+    if "deleted_at" in values:
+        assert values["deleted_at"] is None
+
+
+@pytest.mark.parametrize("factory", ALL_FACTORIES, ids=lambda f: f.__name__)
+def test_every_factory_builds_valid_entities(factory: type[DataFactory[Any]]) -> None:
+    for entity in factory.batch(25):
+        assert isinstance(entity, factory.__model__)
+        values = entity.model_dump()
+        model: type[EntityModel] = factory.__model__
+        validator_for(model).row(values)
+        _check_plausible(values)
+        if isinstance(entity, SoftDeleteModel):
+            assert not entity.is_deleted
+
+
+@pytest.mark.parametrize("factory", ALL_FACTORIES, ids=lambda f: f.__name__)
+async def test_every_factory_persists_with_its_parents(
+    session: AsyncSession, factory: type[DataFactory[Any]]
+) -> None:
+    rows = await persist(session, factory, count=3)
+    assert len(rows) == 3
+    assert all(isinstance(row, factory.__model__) for row in rows)
+    assert await row_count(session, factory.__model__) == 3
+    for field, parent in factory.__parents__.items():
+        parent_ids = {getattr(row, field) for row in rows}
+        assert len(parent_ids) == 1  # one parent shared by the batch
+        stored = await session.get(parent.__model__, parent_ids.pop())
+        assert stored is not None
+
+
+async def test_sessions_get_a_user_and_keep_a_given_one(session: AsyncSession) -> None:
+    sessions = await persist(session, SessionFactory, count=3)
+    assert await row_count(session, UserModel) == 1
+    user = await session.get(UserModel, sessions[0].user_id)
+    assert user is not None and all(s.user_id == user.id for s in sessions)
+
+    more = await persist(session, SessionFactory, count=2, user_id=user.id, status=SessionStatus.ACTIVE)
+    assert await row_count(session, UserModel) == 1
+    assert [s.status for s in more] == [SessionStatus.ACTIVE, SessionStatus.ACTIVE]
+    assert all(s.completed_at is None for s in more)
+
+
+async def test_task_execution_creates_task_and_user(session: AsyncSession) -> None:
+    execution = await persist_one(session, TaskExecutionFactory)
+    task = await session.get(TaskFactory.__model__, execution.task_id)
+    assert task is not None
+    assert await session.get(UserModel, task.user_id) is not None
+    assert execution.session_id is None
+
+
+async def test_message_batches_get_consecutive_sequence_numbers(session: AsyncSession) -> None:
+    owner = await persist_one(session, SessionFactory)
+    first = await persist(session, MessageFactory, count=5, session_id=owner.id)
+    second = await persist(session, MessageFactory, count=3, session_id=owner.id)
+    assert [m.sequence_number for m in first + second] == list(range(1, 9))
+    assert first[0].message_type == MessageType.SYSTEM
+    statement = select(MessageModel.sequence_number).where(col(MessageModel.session_id) == owner.id)
+    stored = sorted((await session.exec(statement)).all())
+    assert stored == list(range(1, 9))
+
+    other = await persist(session, MessageFactory, count=2)
+    assert [m.sequence_number for m in other] == [1, 2]
+    assert other[0].session_id != owner.id
+    assert await row_count(session, SessionModel) == 2
+
+
+async def test_tool_calls_of_one_session_have_unique_tool_use_ids(session: AsyncSession) -> None:
+    calls = await persist(session, ToolCallFactory, count=200)
+    assert len({c.tool_use_id for c in calls}) == 200
+    assert len({c.session_id for c in calls}) == 1
+
+
+def test_unique_identities_and_no_id_collisions_between_factories() -> None:
+    seed_factories(7)
+    users = UserFactory.batch(500)
+    assert len({u.email for u in users}) == 500
+    assert len({u.username for u in users}) == 500
+    ids = [entity.id for factory in ALL_FACTORIES for entity in factory.batch(50)]
+    assert len(set(ids)) == len(ids)
+
+
+def test_message_builds_count_per_session() -> None:
+    owner = SessionFactory.build()
+    numbers = [m.sequence_number for m in MessageFactory.batch(4, session_id=owner.id)]
+    assert numbers == [1, 2, 3, 4]
+
+
+_DUMP = textwrap.dedent(
+    """
+    import sys
+    from factories import ALL_FACTORIES, seed_factories
+
+    seed_factories(int(sys.argv[1]))
+    for factory in ALL_FACTORIES:
+        for entity in factory.batch(3):
+            print(factory.__name__, sorted(entity.model_dump(mode="json").items()))
+    """
+)
+
+
+def _dump(seed: int) -> str:
+    result = subprocess.run(
+        [sys.executable, "-c", _DUMP, str(seed)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
+    return result.stdout
+
+
+def test_same_seed_gives_same_data_in_separate_processes() -> None:
+    first, second, other = _dump(42), _dump(42), _dump(43)
+    assert first.count("\n") == 3 * len(ALL_FACTORIES)
+    assert first == second
+    assert first != other
+
+
+async def test_same_seed_gives_identical_rows(db: Database) -> None:
+    dumps: list[list[dict[str, Any]]] = []
+    for _ in range(2):
+        seed_factories(5)
+        async with db.session() as unit:
+            sessions = await persist(unit, SessionFactory, count=4)
+            messages = await persist(unit, MessageFactory, count=3, session_id=sessions[0].id)
+            dumps.append([row.model_dump() for row in [*sessions, *messages]])
+        async with db.session() as unit:
+            # Remove them again: the second round inserts the very same keys.
+            for user_id in {row.user_id for row in sessions}:
+                assert await Repository(UserModel, unit).delete(user_id)
+    assert dumps[0] == dumps[1]
+
+
+def test_missing_polyfactory_names_the_extra() -> None:
+    code = "import sys; sys.modules['polyfactory'] = None; import factories"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode != 0
+    assert "ImportError" in result.stderr
+    assert "pip install 'datalayer[factories]'" in result.stderr
