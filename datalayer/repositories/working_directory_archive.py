@@ -50,10 +50,17 @@ class WorkingDirectoryArchiveRepository(Repository[WorkingDirectoryArchiveModel]
         other's rows instead of waiting); SQLite write transactions are exclusive.
         """
         check_page(0, limit)
-        candidates = self._oldest_pending(limit).with_for_update(skip_locked=True).scalar_subquery()
+        # A CTE, evaluated once: as an IN (subquery) PostgreSQL may re-run it per row and
+        # claim more than ``limit`` rows.
+        candidates = (
+            self._oldest_pending(limit)
+            .with_for_update(skip_locked=True)
+            .cte("candidates")
+            .prefix_with("MATERIALIZED", dialect="postgresql")
+        )
         statement = (
             sa.update(_Archive)
-            .where(col(_Archive.id).in_(candidates), col(_Archive.status) == ArchiveStatus.PENDING)
+            .where(col(_Archive.id).in_(sa.select(candidates.c.id)))
             .values(status=ArchiveStatus.IN_PROGRESS)
             .returning(_Archive)
             .execution_options(populate_existing=True, synchronize_session=False)
