@@ -92,12 +92,14 @@ def alembic_config(url: str | URL | None = None) -> Config:
 
 def upgrade(url: str | URL | None = None, revision: str = "head") -> None:
     """Upgrade the database to ``revision`` (default: the newest); returns None."""
+    _refuse_running_loop()
     with _translated(revision):
         command.upgrade(alembic_config(url), revision)
 
 
 def downgrade(url: str | URL | None = None, revision: str = "base") -> None:
     """Downgrade the database to ``revision`` (default: ``base``, an empty schema); returns None."""
+    _refuse_running_loop()
     with _translated(revision):
         command.downgrade(alembic_config(url), revision)
 
@@ -174,7 +176,6 @@ def _refuse_running_loop() -> None:
 @contextmanager
 def _translated(revision: str | None) -> Iterator[None]:
     """Re-raise Alembic and driver errors as one-line datalayer errors."""
-    _refuse_running_loop()
     try:
         yield
     except DataLayerError:

@@ -104,9 +104,20 @@ def do_run_migrations(connection: Connection) -> None:
         context.run_migrations()
 
 
+def _check_sqlite_directory(url: URL) -> None:
+    """Fail before connecting when a SQLite file's directory is missing (nothing could be created)."""
+    database = url.database or ""
+    if url.get_backend_name() != "sqlite" or database in ("", ":memory:") or database.startswith("file:"):
+        return
+    directory = Path(database).expanduser().absolute().parent
+    if not directory.is_dir():
+        raise DatabaseUnavailableError(f"cannot open {database}: directory {directory} does not exist")
+
+
 async def run_async_migrations() -> None:
     """Connect with the async driver and run the migrations inside ``run_sync``."""
     url = _url()
+    _check_sqlite_directory(url)
     timeout = CONNECT_TIMEOUT if url.get_backend_name() == "postgresql" else SQLITE_BUSY_TIMEOUT
     engine = create_async_engine(url, poolclass=pool.NullPool, connect_args={"timeout": timeout})
     try:
