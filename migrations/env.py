@@ -70,7 +70,10 @@ def render_item(type_: str, obj: Any, autogen_context: AutogenContext) -> str | 
 
 
 def _url() -> URL:
-    given = config.attributes.get("url") or config.get_main_option("sqlalchemy.url")
+    given = config.attributes.get("url")
+    # With pyproject.toml only, the ini section does not exist and get_main_option would raise.
+    if given is None and config.file_config.has_section(config.config_ini_section):
+        given = config.get_main_option("sqlalchemy.url")
     return resolve_url(given)
 
 
