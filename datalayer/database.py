@@ -14,10 +14,12 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import ORMExecuteState
 from sqlalchemy.pool import ConnectionPoolEntry
+from sqlmodel import Session
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from datalayer.errors import InvalidDataError, translate_errors
+from datalayer.errors import InvalidDataError, ReadOnlyError, translate_errors
 from datalayer.models import metadata
 
 __all__ = ["DEFAULT_DATABASE_URL", "ENV_VAR", "Database", "resolve_url"]
@@ -75,7 +77,12 @@ class Database:
       turns off asyncpg's prepared-statement cache and names statements uniquely.
     - ``pool_pre_ping``: test each pooled connection before use (one extra round trip per
       unit of work, in exchange for never handing out a connection the server dropped).
+    - ``statement_timeout``: seconds a PostgreSQL statement may run before the server
+      cancels it (``DatabaseUnavailableError``); through pgbouncer set it on the role instead
+      (``ALTER ROLE app SET statement_timeout = '5s'``), pgbouncer drops startup settings.
     - ``replica_url``: a read replica; ``session(read_only=True)`` units of work go there.
+      Read-only units refuse writes on every backend (``ReadOnlyError``), so code that
+      works against one database keeps working when a replica is added.
     - any other keyword goes to :func:`sqlalchemy.ext.asyncio.create_async_engine`.
 
     On SQLite every connection gets ``foreign_keys=ON``, WAL journaling for files and a
@@ -93,15 +100,23 @@ class Database:
         pgbouncer: bool = False,
         pool_pre_ping: bool = False,
         replica_url: str | URL | None = None,
+        statement_timeout: float | None = None,
         **engine_options: object,
     ) -> None:
         self.url = resolve_url(url)
+        if pgbouncer and statement_timeout is not None:
+            raise InvalidDataError.for_field(
+                "statement_timeout",
+                statement_timeout,
+                "pgbouncer drops startup settings; set statement_timeout on the database role",
+            )
         self._settings: dict[str, Any] = {
             "echo": echo,
             "connect_timeout": connect_timeout,
             "sqlite_busy_timeout": sqlite_busy_timeout,
             "pgbouncer": pgbouncer,
             "pool_pre_ping": pool_pre_ping,
+            "statement_timeout": statement_timeout,
             **engine_options,
         }
         self.engine = self._make_engine(self.url)
@@ -109,9 +124,15 @@ class Database:
         self.replica_engine = self._make_engine(self.replica_url) if self.replica_url else None
         self._sessions = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
         read_engine = self.replica_engine or self.engine
+        read_options: dict[str, Any] = {_READ_ONLY: True}
+        if read_engine.dialect.name == "postgresql":
+            # BEGIN READ ONLY in the same round trip: the server refuses writes even
+            # when they bypass the ORM, exactly as a hot standby would.
+            read_options["postgresql_readonly"] = True
         self._read_sessions = async_sessionmaker(
-            read_engine.execution_options(**{_READ_ONLY: True}),
+            read_engine.execution_options(**read_options),
             class_=AsyncSession,
+            sync_session_class=_ReadOnlySyncSession,
             expire_on_commit=False,
         )
 
@@ -125,14 +146,19 @@ class Database:
         connect_timeout = float(settings.pop("connect_timeout"))
         busy_timeout = float(settings.pop("sqlite_busy_timeout"))
         pgbouncer = bool(settings.pop("pgbouncer"))
+        statement_timeout = settings.pop("statement_timeout")
         connect_args: dict[str, Any] = dict(settings.pop("connect_args", None) or {})
         if url.get_backend_name() == "postgresql":
             connect_args.setdefault("timeout", connect_timeout)
+            if statement_timeout is not None:
+                server_settings = dict(connect_args.get("server_settings") or {})
+                server_settings["statement_timeout"] = str(max(1, round(float(statement_timeout) * 1000)))
+                connect_args["server_settings"] = server_settings
             if pgbouncer:
                 # pgbouncer in transaction mode cannot keep prepared statements per client.
                 connect_args["statement_cache_size"] = 0
                 connect_args["prepared_statement_name_func"] = _unique_statement_name
-                settings.setdefault("prepared_statement_cache_size", 0)
+                connect_args["prepared_statement_cache_size"] = 0
         else:
             connect_args.setdefault("timeout", busy_timeout)
         engine = create_async_engine(url, connect_args=connect_args, **settings)
@@ -145,7 +171,8 @@ class Database:
         """Yield a unit of work: committed on success, rolled back on any exception, always closed.
 
         ``read_only=True`` sends it to the replica when one is configured (and takes no
-        write lock on SQLite); writing in it is an error on a replica.
+        write lock on SQLite); any INSERT, UPDATE, DELETE or flush in it raises
+        ``ReadOnlyError``, with or without a replica.
         """
         factory = self._read_sessions if read_only else self._sessions
         async with factory() as session:
@@ -193,6 +220,22 @@ class Database:
 
     def __repr__(self) -> str:
         return f"Database({self.url.render_as_string(hide_password=True)!r})"
+
+
+class _ReadOnlySyncSession(Session):
+    """The synchronous session behind read-only units of work: refuses every write."""
+
+
+@event.listens_for(_ReadOnlySyncSession, "do_orm_execute")
+def _refuse_dml(state: ORMExecuteState) -> None:
+    if state.is_insert or state.is_update or state.is_delete:
+        raise ReadOnlyError("cannot write in a read-only unit of work; use db.session() to write")
+
+
+@event.listens_for(_ReadOnlySyncSession, "before_flush")
+def _refuse_flush(session: Session, flush_context: Any, instances: Any) -> None:
+    if session.new or session.dirty or session.deleted:
+        raise ReadOnlyError("cannot write in a read-only unit of work; use db.session() to write")
 
 
 async def _rollback_quietly(session: AsyncSession) -> None:

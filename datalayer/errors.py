@@ -21,6 +21,7 @@ __all__ = [
     "DatabaseUnavailableError",
     "InvalidDataError",
     "NotFoundError",
+    "ReadOnlyError",
     "StaleDataError",
     "translate_errors",
 ]
@@ -69,7 +70,15 @@ class InvalidDataError(DataLayerError, ValueError):
 
 
 class DatabaseUnavailableError(DataLayerError):
-    """The database cannot be reached, the connection was lost, or it is busy."""
+    """The database cannot be reached, the connection was lost, it is busy, or a timeout hit.
+
+    The unit of work was rolled back (unless the connection dropped during COMMIT, when
+    the outcome is unknown); retrying it later in a new unit of work is the usual answer.
+    """
+
+
+class ReadOnlyError(DataLayerError):
+    """A write was attempted in a read-only unit of work or on a read replica."""
 
 
 # SQLSTATE codes (PostgreSQL) that we classify; see Appendix A of its manual.
@@ -78,6 +87,10 @@ _PG_CONFLICT_CLASSES = ("40001", "40P01")  # serialization failure, deadlock
 _PG_CONSTRAINT_PREFIX = "23"
 _PG_DATA_PREFIX = "22"
 _PG_UNAVAILABLE_PREFIXES = ("08", "57P", "53")  # connection, shutdown, resources
+_PG_READ_ONLY = "25006"  # read_only_sql_transaction (also what a hot standby answers)
+_PG_CANCELED = "57014"  # query_canceled: statement_timeout or a cancel request
+_PG_LOCK_TIMEOUT = "55P03"  # lock_not_available: lock_timeout or NOWAIT
+_PG_LIMIT_PREFIX = "54"  # program_limit_exceeded, e.g. a value too large to index
 
 # SQLite extended result codes (sqlite3.<name> since Python 3.11).
 _SQLITE_UNIQUE = {sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY}
@@ -119,6 +132,14 @@ def classify(error: BaseException) -> DataLayerError | None:
         if state is not None:
             if state == _PG_UNIQUE:
                 return ConflictError(message)
+            if state == _PG_READ_ONLY:
+                return ReadOnlyError(f"read-only transaction: {message}")
+            if state == _PG_CANCELED:
+                return DatabaseUnavailableError(f"statement cancelled (statement_timeout?): {message}")
+            if state == _PG_LOCK_TIMEOUT:
+                return DatabaseUnavailableError(f"lock not available: {message}")
+            if state.startswith(_PG_LIMIT_PREFIX):
+                return InvalidDataError(message)
             if state in _PG_CONFLICT_CLASSES:
                 return ConflictError(f"concurrent update conflict: {message}")
             if state.startswith(_PG_CONSTRAINT_PREFIX):
@@ -145,6 +166,8 @@ def classify(error: BaseException) -> DataLayerError | None:
         if isinstance(error, (sa_exc.OperationalError, sa_exc.InterfaceError)):
             return DatabaseUnavailableError(message)
         return DataLayerError(message)
+    if isinstance(error, sa_exc.TimeoutError):
+        return DatabaseUnavailableError(f"no pooled connection free in time: {message}")
     if isinstance(error, sa_exc.StatementError):
         # Raised while binding parameters, before anything is sent: a bad value.
         if isinstance(error.orig, (ValueError, TypeError, LookupError, OverflowError, UnicodeError)):

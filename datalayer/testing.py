@@ -4,6 +4,9 @@
 on a fresh data directory, a free loopback port and a private socket directory, with
 durability switched off (fsync, synchronous_commit, full_page_writes) because the data
 is thrown away. Running as root, the server runs as the ``postgres`` user.
+
+``TemporaryPgBouncer`` puts pgbouncer (transaction pooling) in front of one, and
+``TemporaryReplica`` starts a streaming hot standby of one with ``pg_basebackup -R``.
 """
 
 from __future__ import annotations
@@ -11,13 +14,28 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
-__all__ = ["PostgresNotAvailable", "TemporaryPostgres", "find_postgres_bin", "free_port"]
+__all__ = [
+    "COUNTS",
+    "PgBouncerNotAvailable",
+    "PostgresNotAvailable",
+    "TemporaryPgBouncer",
+    "TemporaryPostgres",
+    "TemporaryReplica",
+    "TestCounts",
+    "find_pgbouncer",
+    "find_postgres_bin",
+    "free_port",
+]
 
 
 class PostgresNotAvailable(RuntimeError):
@@ -166,3 +184,224 @@ def _postgres_user_exists() -> bool:
     except KeyError:
         return False
     return True
+
+
+def find_pgbouncer() -> Path | None:
+    """Return the ``pgbouncer`` executable (``$DATALAYER_PGBOUNCER``, ``PATH``, ``/usr/sbin``), or None."""
+    configured = os.environ.get("DATALAYER_PGBOUNCER")
+    candidates: list[str | None] = [configured, shutil.which("pgbouncer"), "/usr/sbin/pgbouncer"]
+    for candidate in candidates:
+        if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
+            return Path(candidate)
+    return None
+
+
+class PgBouncerNotAvailable(RuntimeError):
+    """The ``pgbouncer`` executable was not found on this machine."""
+
+
+class TemporaryPgBouncer:
+    """pgbouncer in transaction pooling mode in front of a ``TemporaryPostgres``.
+
+    It runs as a daemon with a pidfile in a temporary directory, as the ``postgres`` user
+    when started by root (pgbouncer refuses to run as root). ``start()`` returns a URL
+    with the same database name as the server's, on pgbouncer's own port.
+    """
+
+    def __init__(
+        self,
+        server: TemporaryPostgres,
+        *,
+        executable: Path | None = None,
+        port: int | None = None,
+        pool_size: int = 20,
+        max_client_conn: int = 500,
+    ) -> None:
+        found = executable or find_pgbouncer()
+        if found is None:
+            raise PgBouncerNotAvailable("pgbouncer not found; install it (apt-get install pgbouncer)")
+        self.executable = found
+        self.server = server
+        self.port = port or free_port()
+        self.pool_size = pool_size
+        self.max_client_conn = max_client_conn
+        self.base_dir = Path(tempfile.mkdtemp(prefix="datalayer-pgbouncer-"))
+        self.config_file = self.base_dir / "pgbouncer.ini"
+        self.pid_file = self.base_dir / "pgbouncer.pid"
+        self.log_file = self.base_dir / "pgbouncer.log"
+        self._as_postgres = os.geteuid() == 0
+        self.running = False
+
+    @property
+    def url(self) -> str:
+        """Return the asyncpg URL of the server's database, through pgbouncer."""
+        return f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/{self.server.database}"
+
+    def config(self) -> str:
+        """Return the pgbouncer.ini text: transaction pooling, trust auth, loopback only."""
+        auth_file = self.base_dir / "users.txt"
+        return "\n".join(
+            [
+                "[databases]",
+                f"* = host=127.0.0.1 port={self.server.port}",
+                "",
+                "[pgbouncer]",
+                "listen_addr = 127.0.0.1",
+                f"listen_port = {self.port}",
+                f"unix_socket_dir = {self.base_dir}",
+                "auth_type = trust",
+                f"auth_file = {auth_file}",
+                "pool_mode = transaction",
+                f"default_pool_size = {self.pool_size}",
+                f"max_client_conn = {self.max_client_conn}",
+                f"pidfile = {self.pid_file}",
+                f"logfile = {self.log_file}",
+                # asyncpg sends these at startup; pgbouncer refuses unknown ones.
+                "ignore_startup_parameters = extra_float_digits,options,statement_timeout",
+                "server_reset_query =",
+                "",
+            ]
+        )
+
+    def start(self) -> str:
+        """Write the config, start pgbouncer as a daemon, wait until it accepts; return its URL."""
+        (self.base_dir / "users.txt").write_text('"postgres" ""\n')
+        self.config_file.write_text(self.config())
+        if self._as_postgres:
+            for path in (self.base_dir, self.config_file, self.base_dir / "users.txt"):
+                shutil.chown(path, "postgres", "postgres")
+        command = [str(self.executable), "-d", str(self.config_file)]
+        if self._as_postgres:
+            command = ["runuser", "-u", "postgres", "--", *command]
+        completed = subprocess.run(command, capture_output=True, text=True, check=False)
+        if completed.returncode != 0:
+            raise RuntimeError(f"pgbouncer failed to start: {completed.stderr.strip()}\n{self._log_tail()}")
+        _wait_for_port(self.port, what="pgbouncer", log=self._log_tail)
+        self.running = True
+        return self.url
+
+    def _log_tail(self) -> str:
+        return self.log_file.read_text()[-2000:] if self.log_file.exists() else ""
+
+    def stop(self) -> None:
+        """Stop pgbouncer (SIGTERM to the pid in its pidfile) and wait for it to exit."""
+        if not self.running:
+            return
+        self.running = False
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.05)
+
+    def cleanup(self) -> None:
+        """Stop pgbouncer and delete its directory."""
+        try:
+            self.stop()
+        finally:
+            shutil.rmtree(self.base_dir, ignore_errors=True)
+
+    def __enter__(self) -> TemporaryPgBouncer:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.cleanup()
+
+
+def _wait_for_port(port: int, *, what: str, log: Callable[[], str], timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{what} did not listen on port {port}:\n{log()}") from None
+            time.sleep(0.05)
+
+
+class TemporaryReplica(TemporaryPostgres):
+    """A streaming hot-standby replica of a running ``TemporaryPostgres``.
+
+    ``start()`` copies the primary with ``pg_basebackup -R`` (which writes the standby
+    signal and ``primary_conninfo``) and starts it read-only on its own port.
+    """
+
+    def __init__(self, primary: TemporaryPostgres, *, port: int | None = None) -> None:
+        super().__init__(primary.bin_dir, database=primary.database, port=port, settings=primary.settings)
+        self.primary = primary
+
+    def initdb(self) -> None:
+        """Copy the primary's data directory over the replication protocol."""
+        self.socket_dir.mkdir(parents=True, exist_ok=True)
+        if self._as_postgres:
+            shutil.chown(self.base_dir, "postgres", "postgres")
+            shutil.chown(self.socket_dir, "postgres", "postgres")
+        self._run(
+            "pg_basebackup", "-h", "127.0.0.1", "-p", str(self.primary.port), "-U", "postgres",
+            "-D", str(self.data_dir), "-R", "-X", "stream", "-c", "fast", "--no-sync",
+        )  # fmt: skip
+
+    def start(self) -> str:
+        """Create the copy (first time) and start the standby; return its URL."""
+        if not self.data_dir.exists():
+            self.initdb()
+        options = " ".join(f"-c {key}={value}" for key, value in self.settings.items())
+        self._run(
+            "pg_ctl", "-D", str(self.data_dir), "-l", str(self.log_file), "-w", "-t", "60",
+            "-o", f"-p {self.port} -k {self.socket_dir} {options}", "start",
+        )  # fmt: skip
+        self.running = True
+        return self.url
+
+
+class TestCounts:
+    """Named counts (inputs tried, faults injected) printed in pytest's terminal summary.
+
+    Register the shared instance once: ``config.pluginmanager.register(COUNTS, "datalayer-counts")``;
+    pytest then calls its ``pytest_terminal_summary`` hook.
+    """
+
+    __test__ = False  # not a test class, despite the name
+
+    def __init__(self) -> None:
+        self.counts: dict[str, dict[str, int]] = {}
+
+    def add(self, section: str, name: str, amount: int = 1) -> None:
+        """Add ``amount`` to a named count of a section."""
+        bucket = self.counts.setdefault(section, {})
+        bucket[name] = bucket.get(name, 0) + amount
+
+    def lines(self) -> list[str]:
+        """Return one printable line per section."""
+        return [
+            f"{section}: " + ", ".join(f"{name}={n}" for name, n in sorted(values.items()))
+            for section, values in sorted(self.counts.items())
+        ]
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        """Print the counts (pytest hook)."""
+        if self.counts:
+            terminalreporter.section("datalayer: inputs tried and faults injected")
+            for line in self.lines():
+                terminalreporter.write_line(line)
+
+
+#: The counts shared by the reliability tests.
+COUNTS = TestCounts()
