@@ -19,7 +19,6 @@ if TYPE_CHECKING:
 __all__ = ["SessionModel"]
 
 _LIVE = sa.text("deleted_at IS NULL")
-_FINISHED_LIVE = sa.text("deleted_at IS NULL AND status IN ('completed', 'failed', 'terminated')")
 
 
 class SessionModel(SoftDeleteModel, UsageCounters, table=True):
@@ -51,11 +50,11 @@ class SessionModel(SoftDeleteModel, UsageCounters, table=True):
             sqlite_where=_LIVE,
         ),
         sa.Index(
-            "ix_sessions_completed_at_finished",
+            "ix_sessions_completed_at_live",
             "completed_at",
             "id",
-            postgresql_where=_FINISHED_LIVE,
-            sqlite_where=_FINISHED_LIVE,
+            postgresql_where=_LIVE,
+            sqlite_where=_LIVE,
         ),
         sa.Index("ix_sessions_created_at_id", "created_at", "id"),
     )

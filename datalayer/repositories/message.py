@@ -54,7 +54,7 @@ class MessageRepository(Repository[MessageModel]):
             select(MessageModel)
             .where(
                 col(MessageModel.session_id) == params.identifier("session_id", session_id),
-                col(MessageModel.message_type) == MessageType.RESULT,
+                col(MessageModel.message_type) == params.fixed(MessageType.RESULT),
             )
             .order_by(*self._newest_first())
         )

@@ -12,10 +12,20 @@ from enum import StrEnum
 from typing import TypeVar
 from uuid import UUID
 
+import sqlalchemy as sa
+
 from datalayer.errors import InvalidDataError
 from datalayer.validation import as_uuid
 
-__all__ = ["aware_datetime", "choice", "identifier", "optional_identifier", "text", "text_list"]
+__all__ = [
+    "aware_datetime",
+    "choice",
+    "fixed",
+    "identifier",
+    "optional_identifier",
+    "text",
+    "text_list",
+]
 
 EnumT = TypeVar("EnumT", bound=StrEnum)
 
@@ -60,6 +70,15 @@ def aware_datetime(name: str, value: object) -> datetime:
     if value.utcoffset() is None:
         raise InvalidDataError.for_field(name, value, "naive datetime; pass an aware one")
     return value
+
+
+def fixed(value: StrEnum) -> sa.BindParameter[str]:
+    """Return one of our own constants, rendered inline into the SQL (never user input).
+
+    Partial indexes (``WHERE status = 'pending'``) are only usable when the planner sees
+    the value: a bound parameter hides it from SQLite and from PostgreSQL generic plans.
+    """
+    return sa.bindparam(None, value.value, type_=sa.String(), literal_execute=True)
 
 
 def identifier(name: str, value: object) -> UUID:

@@ -24,9 +24,10 @@ class TaskRepository(SoftDeleteRepository[TaskModel]):
 
     async def get_scheduled_tasks(self, enabled_only: bool = True) -> list[TaskModel]:
         """Return live scheduled tasks (only those with the schedule enabled, by default), oldest first."""
-        statement = self._select().where(col(TaskModel.is_scheduled).is_(True))
+        # Bare boolean columns, the form the partial index's predicate has.
+        statement = self._select().where(col(TaskModel.is_scheduled))
         if enabled_only:
-            statement = statement.where(col(TaskModel.schedule_enabled).is_(True))
+            statement = statement.where(col(TaskModel.schedule_enabled))
         return await self._all(statement.order_by(col(TaskModel.created_at), self._id))
 
     async def get_by_tags(

@@ -44,7 +44,7 @@ class ToolCallRepository(Repository[ToolCallModel]):
     async def get_pending_for_permission(self, session_id: UUID | None = None) -> list[ToolCallModel]:
         """Return pending calls with no permission decision yet, oldest first (optionally of one session)."""
         criteria = [
-            col(ToolCallModel.status) == ToolCallStatus.PENDING,
+            col(ToolCallModel.status) == params.fixed(ToolCallStatus.PENDING),
             col(ToolCallModel.permission_decision).is_(None),
         ]
         if session_id is not None:

@@ -10,6 +10,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from datalayer.errors import translate_errors
 from datalayer.models import ArchiveStatus, WorkingDirectoryArchiveModel
+from datalayer.repositories import params
 from datalayer.repositories.base import Repository, check_page
 
 __all__ = ["WorkingDirectoryArchiveRepository"]
@@ -26,7 +27,7 @@ class WorkingDirectoryArchiveRepository(Repository[WorkingDirectoryArchiveModel]
     def _oldest_pending(self, limit: int) -> sa.Select[UUID]:
         return (
             sa.select(col(_Archive.id))
-            .where(col(_Archive.status) == ArchiveStatus.PENDING)
+            .where(col(_Archive.status) == params.fixed(ArchiveStatus.PENDING))
             .order_by(col(_Archive.created_at), self._id)
             .limit(limit)
         )
@@ -36,7 +37,7 @@ class WorkingDirectoryArchiveRepository(Repository[WorkingDirectoryArchiveModel]
         check_page(0, limit)
         statement = (
             select(_Archive)
-            .where(col(_Archive.status) == ArchiveStatus.PENDING)
+            .where(col(_Archive.status) == params.fixed(ArchiveStatus.PENDING))
             .order_by(col(_Archive.created_at), self._id)
             .limit(limit)
         )
