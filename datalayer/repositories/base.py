@@ -16,13 +16,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from enum import Enum
+from functools import cache
 from typing import Any, Generic, TypeVar, cast
 from uuid import UUID
 
 import sqlalchemy as sa
 from sqlalchemy import ColumnElement, SQLColumnExpression
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.orm import InstrumentedAttribute, Mapped
 from sqlalchemy.orm.interfaces import ORMOption
 from sqlalchemy.sql import operators
 from sqlmodel import col, select
@@ -99,11 +100,8 @@ class Repository(Generic[ModelT]):
         self.model = model
         self.session = session
         self._validator: ModelValidator[ModelT] = validator_for(model)
-        self._id = col(model.id)
-        columns = sa.inspect(model).columns
-        self._soft_deletable = issubclass(model, SoftDeleteModel)
-        #: ``version`` column, when the table guards writes with one (sessions).
-        self._version: sa.ColumnElement[int] | None = columns.get("version")
+        # Looked up once per model, not per repository: repositories are built per unit of work.
+        self._id, self._soft_deletable, self._version = _model_info(model)
 
     # -- writes -------------------------------------------------------------------------
 
@@ -269,7 +267,9 @@ class Repository(Generic[ModelT]):
             statement = statement.order_by(*order_by, self._id)
         else:
             statement = statement.order_by(*self._newest_first())
-        return await self._all(statement.offset(skip).limit(limit).options(*options))
+        if skip:
+            statement = statement.offset(skip)
+        return await self._all(statement.limit(limit).options(*options))
 
     async def count(self, filters: Sequence[Filter] | None = None, *, include_deleted: bool = False) -> int:
         """Return the number of rows matching every filter."""
@@ -284,9 +284,15 @@ class Repository(Generic[ModelT]):
     async def exists(self, id: UUID | str, *, include_deleted: bool = False) -> bool:
         """Return True if a (visible) row with this id exists."""
         key = as_uuid(id)
-        statement = select(sa.exists().where(self._id == key, *self._visible(include_deleted)))
+        statement = _EXISTS.get((self.model, include_deleted))
+        if statement is None:
+            # Built once per model: reusing the statement object also reuses its cache key.
+            criteria = (self._id == sa.bindparam(_KEY), *self._visible(include_deleted))
+            statement = _EXISTS.setdefault(
+                (self.model, include_deleted), select(sa.exists().where(*criteria))
+            )
         with translate_errors():
-            return bool((await self.session.exec(statement)).one())
+            return bool((await self.session.exec(statement, params={_KEY: key})).one())
 
     # -- keyset pagination, streaming ---------------------------------------------------
 
@@ -592,6 +598,17 @@ class SoftDeleteRepository(Repository[SoftModelT]):
         with translate_errors():
             result = await self.session.exec(statement)
             return len(result.scalars().all())
+
+
+_KEY = "datalayer_key"
+_EXISTS: dict[tuple[type[EntityModel], bool], SelectOfScalar[bool]] = {}
+
+
+@cache
+def _model_info(model: type[EntityModel]) -> tuple[Mapped[UUID], bool, ColumnElement[int] | None]:
+    """Return a model's id column, whether it soft-deletes, and its ``version`` column if any."""
+    version: ColumnElement[int] | None = sa.inspect(model).columns.get("version")
+    return col(model.id), issubclass(model, SoftDeleteModel), version
 
 
 def _is_deleted(entity: EntityModel) -> bool:
