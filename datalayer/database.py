@@ -12,14 +12,14 @@ from uuid import uuid4
 
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import ORMExecuteState
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlmodel import Session
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from datalayer.errors import InvalidDataError, ReadOnlyError, translate_errors
+from datalayer.errors import InvalidDataError, ReadOnlyError, classify, translate_errors
 from datalayer.models import metadata
 
 __all__ = ["DEFAULT_DATABASE_URL", "ENV_VAR", "Database", "resolve_url"]
@@ -172,7 +172,8 @@ class Database:
 
         ``read_only=True`` sends it to the replica when one is configured (and takes no
         write lock on SQLite); any INSERT, UPDATE, DELETE or flush in it raises
-        ``ReadOnlyError``, with or without a replica.
+        ``ReadOnlyError``, with or without a replica. SQLAlchemy and driver errors escaping
+        the block come out as ``datalayer.errors`` (the original chained), like repository calls.
         """
         factory = self._read_sessions if read_only else self._sessions
         async with factory() as session:
@@ -180,6 +181,13 @@ class Database:
                 yield session
                 with translate_errors():
                     await session.commit()
+            except SQLAlchemyError as exc:
+                # Raw SQL in the unit fails like repository calls do: with a datalayer error.
+                await _rollback_quietly(session)
+                translated = classify(exc)
+                if translated is None:
+                    raise
+                raise translated from exc
             except BaseException:
                 await _rollback_quietly(session)
                 raise

@@ -3,7 +3,8 @@
 The PostgreSQL server is started once per run on a throwaway data directory (see
 ``datalayer.testing``). Without PostgreSQL binaries the PostgreSQL cases are skipped
 with a notice, except in CI (``CI=true``) where that is a failure.
-Each test starts from empty tables.
+Each test starts from empty tables. With ``DATALAYER_TEST_PGBOUNCER=1`` the PostgreSQL
+``db`` goes through pgbouncer (transaction pooling) in front of that server.
 """
 
 from __future__ import annotations
@@ -19,10 +20,16 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from datalayer import Database
 from datalayer.models import metadata
-from datalayer.testing import PostgresNotAvailable, TemporaryPostgres
+from datalayer.testing import (
+    PgBouncerNotAvailable,
+    PostgresNotAvailable,
+    TemporaryPgBouncer,
+    TemporaryPostgres,
+)
 
 BACKENDS = ("sqlite", "postgresql")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+THROUGH_PGBOUNCER = os.environ.get("DATALAYER_TEST_PGBOUNCER", "").lower() in ("1", "true", "yes")
 
 _outcomes: Counter[tuple[str, str]] = Counter()
 _pg_skip_reason: list[str] = []
@@ -62,6 +69,24 @@ def postgres_url(postgres_server: TemporaryPostgres | None) -> str:
 
 
 @pytest.fixture(scope="session")
+def pgbouncer_url(postgres_server: TemporaryPostgres | None, postgres_url: str) -> Iterator[str]:
+    """Return the test database's URL through a pgbouncer in transaction mode (started here)."""
+    if postgres_server is None:
+        pytest.skip("DATALAYER_TEST_PGBOUNCER needs the test's own PostgreSQL server")
+    try:
+        bouncer = TemporaryPgBouncer(postgres_server)
+    except PgBouncerNotAvailable as exc:
+        if IN_CI:
+            pytest.fail(f"CI=true but pgbouncer is not available: {exc}")
+        pytest.skip(str(exc))
+    bouncer.start()
+    try:
+        yield bouncer.url
+    finally:
+        bouncer.cleanup()
+
+
+@pytest.fixture(scope="session")
 def sqlite_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Return the path of the SQLite test database file."""
     return tmp_path_factory.mktemp("sqlite") / "datalayer_test.db"
@@ -72,7 +97,7 @@ def url_for(backend: str, request: pytest.FixtureRequest) -> str:
     if backend == "sqlite":
         path: Path = request.getfixturevalue("sqlite_path")
         return f"sqlite+aiosqlite:///{path}"
-    url: str = request.getfixturevalue("postgres_url")
+    url: str = request.getfixturevalue("pgbouncer_url" if THROUGH_PGBOUNCER else "postgres_url")
     return url
 
 
@@ -102,7 +127,7 @@ async def db(
     """Return the backend's Database with empty tables."""
     database = databases.get(backend)
     if database is None:
-        database = Database(url_for(backend, request))
+        database = Database(url_for(backend, request), pgbouncer=THROUGH_PGBOUNCER and backend != "sqlite")
         await database.drop_all()
         await database.create_all()
         databases[backend] = database
