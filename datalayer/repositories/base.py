@@ -24,7 +24,9 @@ import sqlalchemy as sa
 from sqlalchemy import ColumnElement, SQLColumnExpression
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import InstrumentedAttribute, Mapped
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.interfaces import ORMOption
+from sqlalchemy.orm.util import identity_key
 from sqlalchemy.sql import operators
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -588,16 +590,25 @@ class SoftDeleteRepository(Repository[SoftModelT]):
         values: dict[str, Any] = {"deleted_at": value}
         if self._version is not None:
             values["version"] = self._version + 1
+        columns = sa.inspect(self.model).columns
+        # Only the columns this UPDATE changes come back (not the whole row): enough to
+        # refresh an instance of the row loaded in the session.
+        changed = [name for name in ("deleted_at", "updated_at", "version") if name in columns]
         statement = (
             sa.update(self.model)
             .where(self._id == key, guard)
             .values(values)
-            .returning(self.model)
-            .execution_options(populate_existing=True, synchronize_session=False)
+            .returning(*(columns[name] for name in changed))
+            .execution_options(synchronize_session=False)
         )
         with translate_errors():
-            result = await self.session.exec(statement)
-            return len(result.scalars().all())
+            rows = (await self.session.exec(statement)).all()
+        if rows:
+            loaded = self.session.sync_session.identity_map.get(identity_key(self.model, key))
+            if loaded is not None:
+                for name, new_value in zip(changed, rows[0], strict=True):
+                    set_committed_value(loaded, name, new_value)
+        return len(rows)
 
 
 _KEY = "datalayer_key"
