@@ -14,6 +14,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from functools import cache
 from itertools import count
 from random import Random
 from typing import Any, ClassVar, Generic, TypeVar
@@ -228,10 +229,11 @@ class DataFactory(ModelFactory[T], Generic[T]):
         return [cls.process_kwargs(**kwargs) for _ in range(size)]
 
 
-def _declared(factory: type[Any]) -> set[str]:
+@cache
+def _declared(factory: type[Any]) -> frozenset[str]:
     names: set[str] = set()
     for klass in factory.__mro__:
         names.update(name for name in vars(klass) if not name.startswith("_"))
         if klass is DataFactory:
             break
-    return names
+    return frozenset(names)
