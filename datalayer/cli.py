@@ -26,7 +26,7 @@ from rich.table import Table
 from rich.text import Text
 from sqlmodel import col
 
-from datalayer.database import Database
+from datalayer.database import Database, resolve_url
 from datalayer.errors import DataLayerError, classify
 from datalayer.models import (
     ALL_MODELS,
@@ -207,7 +207,7 @@ def _describe(error: DataLayerError, command: str) -> str:
 async def _migrate(args: argparse.Namespace) -> None:
     from datalayer.migrate import upgrade
 
-    url = Database(args.database_url).url  # validates the URL before Alembic runs
+    url = resolve_url(args.database_url)  # a bad URL fails here, before Alembic runs
     await asyncio.to_thread(upgrade, url, args.revision)
     console.print(
         f"Migrated {url.render_as_string(hide_password=True)} to revision {args.revision}.", soft_wrap=True
@@ -219,7 +219,8 @@ async def _seed(args: argparse.Namespace) -> None:
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**31)
     async with Database(args.database_url) as db:
         counts = await seed_database(db, sizes, seed=seed, batch_size=args.batch_size)
-    _print_counts(f"Seeded with seed {seed}", counts)
+    console.print(f"Seeded with seed {seed}.", soft_wrap=True)
+    _print_counts("Rows created", counts)
 
 
 async def _stats(args: argparse.Namespace) -> None:
@@ -229,7 +230,8 @@ async def _stats(args: argparse.Namespace) -> None:
             for model in ALL_MODELS
         }
         statistics = await ToolCallRepository(session).get_statistics_by_tool()
-    _print_counts(f"Rows in {db.url.render_as_string(hide_password=True)}", counts)
+    console.print(f"Database: {db.url.render_as_string(hide_password=True)}", soft_wrap=True)
+    _print_counts("Rows per table", counts)
     table = Table(title="Tool calls by tool (get_statistics_by_tool)")
     for name in ("tool", "calls", "success", "error", "avg duration (ms)"):
         table.add_column(name, justify="left" if name == "tool" else "right")

@@ -283,7 +283,8 @@ class ToolCallFactory(DataFactory[ToolCallModel]):
         result["started_at"] = started
         if status == ToolCallStatus.RUNNING:
             return result
-        duration_ms = RNG.randint(5, 30_000)
+        # Skewed like real tool calls: mostly well under a second, a few take many seconds.
+        duration_ms = int(10 ** RNG.uniform(1, 4.5))
         result["duration_ms"] = duration_ms
         result["completed_at"] = later(started, duration_ms / 1000)
         if status == ToolCallStatus.ERROR:
