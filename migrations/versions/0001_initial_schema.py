@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-27 10:29:40.534885
+Create Date: 2026-11-27 10:38:39.850594
 """
 
 from collections.abc import Sequence
@@ -178,12 +178,12 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_sessions")),
     )
     op.create_index(
-        "ix_sessions_completed_at_finished",
+        "ix_sessions_completed_at_live",
         "sessions",
         ["completed_at", "id"],
         unique=False,
-        postgresql_where=sa.text("deleted_at IS NULL AND status IN ('completed', 'failed', 'terminated')"),
-        sqlite_where=sa.text("deleted_at IS NULL AND status IN ('completed', 'failed', 'terminated')"),
+        postgresql_where=sa.text("deleted_at IS NULL"),
+        sqlite_where=sa.text("deleted_at IS NULL"),
     )
     op.create_index("ix_sessions_created_at_id", "sessions", ["created_at", "id"], unique=False)
     op.create_index(
@@ -709,10 +709,10 @@ def downgrade() -> None:
     )
     op.drop_index("ix_sessions_created_at_id", table_name="sessions")
     op.drop_index(
-        "ix_sessions_completed_at_finished",
+        "ix_sessions_completed_at_live",
         table_name="sessions",
-        postgresql_where=sa.text("deleted_at IS NULL AND status IN ('completed', 'failed', 'terminated')"),
-        sqlite_where=sa.text("deleted_at IS NULL AND status IN ('completed', 'failed', 'terminated')"),
+        postgresql_where=sa.text("deleted_at IS NULL"),
+        sqlite_where=sa.text("deleted_at IS NULL"),
     )
     op.drop_table("sessions")
     op.drop_index(
