@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from itertools import count
 from uuid import UUID
 
 import sqlalchemy as sa
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from datalayer.models import EntityModel, SessionModel, UserModel
-from datalayer.repositories import Repository
+from datalayer.models import EntityModel, SessionModel, SessionStatus, UserModel
+from factories import SessionFactory, UserFactory, persist_one
 
-_serial = count(1)
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
 
@@ -23,17 +21,21 @@ def at(minutes: float) -> datetime:
 
 
 async def make_user(session: AsyncSession, **values: object) -> UserModel:
-    """Insert and return a user with unique email and username."""
-    n = next(_serial)
-    defaults: dict[str, object] = {"email": f"user{n}@example.com", "username": f"user{n}"}
-    return await Repository(UserModel, session).create(**{**defaults, **values})
+    """Insert and return a realistic user (factories), active and never logged in unless given."""
+    defaults: dict[str, object] = {"is_active": True, "last_login_at": None}
+    return await persist_one(session, UserFactory, **{**defaults, **values})
 
 
 async def make_session(session: AsyncSession, user_id: UUID | None = None, **values: object) -> SessionModel:
-    """Insert and return an agent session (and its user when none is given)."""
-    if user_id is None:
-        user_id = (await make_user(session)).id
-    return await Repository(SessionModel, session).create(user_id=user_id, **values)
+    """Insert and return a realistic agent session (factories) in status ``created`` unless given.
+
+    Its user is created too when none is given. Finished statuses come with a
+    ``completed_at`` and usage counters unless the caller passes them.
+    """
+    defaults: dict[str, object] = {"status": SessionStatus.CREATED}
+    if user_id is not None:
+        defaults["user_id"] = user_id
+    return await persist_one(session, SessionFactory, **{**defaults, **values})
 
 
 async def row_count(session: AsyncSession, model: type[EntityModel]) -> int:

@@ -84,7 +84,7 @@ async def test_get_completed_before(session: AsyncSession) -> None:
     await make_session(session, owner.id, name="recent", status="completed", completed_at=at(200))
     await make_session(session, owner.id, name="at-cutoff", status="completed", completed_at=cutoff)
     await make_session(session, owner.id, name="paused", status="paused", completed_at=at(5))
-    await make_session(session, owner.id, name="no-time", status="completed")
+    await make_session(session, owner.id, name="no-time", status="completed", completed_at=None)
     deleted = await make_session(session, owner.id, status="completed", completed_at=at(1))
     await repo.soft_delete(deleted.id)
     found = await repo.get_completed_before(cutoff)

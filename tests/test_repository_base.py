@@ -286,12 +286,12 @@ async def test_update_changes_row_bumps_updated_at_and_refreshes_loaded_instance
 
 async def test_update_missing_or_soft_deleted_returns_none(session: AsyncSession) -> None:
     repo = SoftDeleteRepository(UserModel, session)
-    user = await make_user(session)
+    user = await make_user(session, full_name="before")
     assert await repo.update(uuid4(), full_name="x") is None
     assert await repo.soft_delete(user.id)
     assert await repo.update(user.id, full_name="x") is None
     stored = await repo.get(user.id, include_deleted=True)
-    assert stored.full_name is None
+    assert stored.full_name == "before"
 
 
 @pytest.mark.parametrize(
