@@ -63,10 +63,20 @@ class InvalidDataError(DataLayerError, ValueError):
     @classmethod
     def for_field(cls, field: str, value: object, problem: str) -> InvalidDataError:
         """Return an error whose message names the field and the offending value."""
-        shown = repr(value)
+        shown = _safe_repr(value)
         if len(shown) > 80:
             shown = shown[:77] + "..."
         return cls(f"{field}: {problem} (got {shown})", field=field, value=value)
+
+
+def _safe_repr(value: object) -> str:
+    """Return ``repr(value)``, or a description when it cannot be printed (huge ints, deep nesting)."""
+    if isinstance(value, int) and value.bit_length() > 4000:
+        return f"<{value.bit_length()}-bit integer>"
+    try:
+        return repr(value)
+    except (ValueError, RecursionError):
+        return f"<unprintable {type(value).__name__}>"
 
 
 class DatabaseUnavailableError(DataLayerError):

@@ -19,6 +19,7 @@ from pydantic import ConfigDict, TypeAdapter, ValidationError
 from sqlmodel import SQLModel
 
 from datalayer.errors import InvalidDataError
+from datalayer.sanitize import check_row
 
 __all__ = ["IMMUTABLE_FIELDS", "ModelValidator", "as_uuid", "validator_for"]
 
@@ -135,6 +136,7 @@ class ModelValidator(Generic[ModelT]):
             value = row.get(name)
             if isinstance(value, str) and "\x00" in value:
                 raise InvalidDataError.for_field(name, value, "NUL characters cannot be stored")
+        check_row(row)  # JSON contents, surrogates, non-finite floats, 64-bit ints (datalayer.sanitize)
 
 
 @cache
