@@ -143,11 +143,16 @@ class Repository(Generic[ModelT]):
                 return await self._insert_rows(validated)
 
     async def _insert_rows(self, rows: list[dict[str, Any]]) -> list[ModelT]:
-        statement = (
-            sa.insert(self.model)
-            .returning(self.model, sort_by_parameter_order=True)
-            .execution_options(render_nulls=True)
-        )
+        statement = _INSERT.get(self.model)
+        if statement is None:
+            # Built once per model (its cache key too). render_nulls keeps rows with different
+            # None columns in one batch instead of splitting them into many INSERTs.
+            statement = _INSERT.setdefault(
+                self.model,
+                sa.insert(self.model)
+                .returning(self.model, sort_by_parameter_order=True)
+                .execution_options(render_nulls=True),
+            )
         with translate_errors():
             result = await self.session.exec(statement, params=rows)
             return cast(list[ModelT], list(result.scalars().all()))
@@ -613,6 +618,7 @@ class SoftDeleteRepository(Repository[SoftModelT]):
 
 _KEY = "datalayer_key"
 _EXISTS: dict[tuple[type[EntityModel], bool], SelectOfScalar[bool]] = {}
+_INSERT: dict[type[EntityModel], sa.Insert] = {}
 
 
 @cache
