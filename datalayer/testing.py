@@ -278,7 +278,17 @@ class TemporaryPgBouncer:
             raise RuntimeError(f"pgbouncer failed to start: {completed.stderr.strip()}\n{self._log_tail()}")
         _wait_for_port(self.port, what="pgbouncer", log=self._log_tail)
         self.running = True
+        # The daemon may write its pidfile just after it starts listening; stop() needs it.
+        deadline = time.monotonic() + 10
+        while not self._read_pid() and time.monotonic() < deadline:
+            time.sleep(0.02)
         return self.url
+
+    def _read_pid(self) -> int | None:
+        try:
+            return int(self.pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return None
 
     def _log_tail(self) -> str:
         return self.log_file.read_text()[-2000:] if self.log_file.exists() else ""
@@ -288,9 +298,8 @@ class TemporaryPgBouncer:
         if not self.running:
             return
         self.running = False
-        try:
-            pid = int(self.pid_file.read_text().strip())
-        except (OSError, ValueError):
+        pid = self._read_pid()
+        if pid is None:
             return
         try:
             os.kill(pid, signal.SIGTERM)
