@@ -22,12 +22,14 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from datalayer.errors import InvalidDataError, ReadOnlyError, classify, translate_errors
 from datalayer.models import metadata
 
-__all__ = ["DEFAULT_DATABASE_URL", "ENV_VAR", "Database", "resolve_url"]
+__all__ = ["DEFAULT_DATABASE_URL", "ENV_VAR", "PGBOUNCER_ENV_VAR", "Database", "resolve_url"]
 
 logger = logging.getLogger(__name__)
 
 #: Environment variable read when no URL is given.
 ENV_VAR = "DATALAYER_DATABASE_URL"
+#: Environment variable that turns on the pgbouncer settings when ``pgbouncer`` is not given.
+PGBOUNCER_ENV_VAR = "DATALAYER_PGBOUNCER"
 #: The embedded default: a SQLite file in the working directory.
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./datalayer.db"
 
@@ -74,7 +76,9 @@ class Database:
     - ``connect_timeout``: seconds before an unreachable server raises ``DatabaseUnavailableError``.
     - ``sqlite_busy_timeout``: seconds a SQLite writer waits for the write lock.
     - ``pgbouncer``: set when connecting through pgbouncer in transaction pooling mode; it
-      turns off asyncpg's prepared-statement cache and names statements uniquely.
+      turns off asyncpg's prepared-statement cache and names statements uniquely. Left
+      unset, ``$DATALAYER_PGBOUNCER`` (``1``/``true``) decides, so deployments can switch it
+      without code changes.
     - ``pool_pre_ping``: test each pooled connection before use (one extra round trip per
       unit of work, in exchange for never handing out a connection the server dropped).
     - ``statement_timeout``: seconds a PostgreSQL statement may run before the server
@@ -97,13 +101,15 @@ class Database:
         echo: bool = False,
         connect_timeout: float = 10.0,
         sqlite_busy_timeout: float = 30.0,
-        pgbouncer: bool = False,
+        pgbouncer: bool | None = None,
         pool_pre_ping: bool = False,
         replica_url: str | URL | None = None,
         statement_timeout: float | None = None,
         **engine_options: object,
     ) -> None:
         self.url = resolve_url(url)
+        if pgbouncer is None:
+            pgbouncer = os.environ.get(PGBOUNCER_ENV_VAR, "").strip().lower() in ("1", "true", "yes", "on")
         if pgbouncer and statement_timeout is not None:
             raise InvalidDataError.for_field(
                 "statement_timeout",

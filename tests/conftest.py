@@ -30,6 +30,9 @@ from datalayer.testing import (
 BACKENDS = ("sqlite", "postgresql")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 THROUGH_PGBOUNCER = os.environ.get("DATALAYER_TEST_PGBOUNCER", "").lower() in ("1", "true", "yes")
+if THROUGH_PGBOUNCER:
+    # Every Database a test builds (even from a copied URL) then uses the pgbouncer settings.
+    os.environ.setdefault("DATALAYER_PGBOUNCER", "1")
 
 _outcomes: Counter[tuple[str, str]] = Counter()
 _pg_skip_reason: list[str] = []
