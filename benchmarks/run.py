@@ -1257,20 +1257,18 @@ def machine() -> dict[str, str]:
                 break
     except OSError:
         pass
-    import advanced_alchemy
-    import fastcrud
-    import sqlmodel
+    from importlib.metadata import version
 
     return {
         "cpu": cpu,
         "cores": str(os.cpu_count()),
         "python": platform.python_version(),
         "sqlalchemy": sa.__version__,
-        "sqlmodel": sqlmodel.__version__,
+        "sqlmodel": version("sqlmodel"),
         "asyncpg": asyncpg.__version__,
         "aiosqlite": aiosqlite.__version__,
-        "advanced_alchemy": getattr(advanced_alchemy, "__version__", "?"),
-        "fastcrud": getattr(fastcrud, "__version__", "?"),
+        "advanced_alchemy": version("advanced-alchemy"),
+        "fastcrud": version("fastcrud"),
         "sqlite": __import__("sqlite3").sqlite_version,
     }
 
