@@ -8,6 +8,7 @@ from datalayer.errors import (
     DataLayerError,
     InvalidDataError,
     NotFoundError,
+    ReadOnlyError,
     StaleDataError,
 )
 from datalayer.models import *  # noqa: F403
@@ -26,6 +27,7 @@ __all__ = [
     "DatabaseUnavailableError",
     "InvalidDataError",
     "NotFoundError",
+    "ReadOnlyError",
     "StaleDataError",
     *_model_names,
     *_repository_names,
