@@ -258,6 +258,14 @@ async def test_eager_loading_and_lazy_raise(db: Database) -> None:
         )
         assert plain[0].user.id == parent.user_id
     async with db.session() as s:
+        already_loaded = await Repository(SessionModel, s).get(parent.id)
+        again = await Repository(SessionModel, s).get(
+            parent.id,
+            options=[selectinload(SessionModel.messages)],  # type: ignore[arg-type]  # as above
+        )
+        assert again is already_loaded
+        assert [m.sequence_number for m in again.messages] == [1, 2, 3]
+    async with db.session() as s:
         bare = await Repository(SessionModel, s).get(parent.id)
         with pytest.raises(sa.exc.InvalidRequestError, match="lazy='raise'"):
             _ = bare.messages

@@ -5,6 +5,7 @@ from datalayer.repositories.base import (
     MAX_LIMIT,
     Filter,
     OrderBy,
+    Page,
     Repository,
     SoftDeleteRepository,
 )
@@ -31,6 +32,7 @@ __all__ = [
     "MCPServerRepository",
     "MessageRepository",
     "OrderBy",
+    "Page",
     "PermissionDecisionRepository",
     "ReportRepository",
     "Repository",

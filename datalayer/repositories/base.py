@@ -239,7 +239,9 @@ class Repository(Generic[ModelT]):
         """Return the row with this id, or None (also None when soft-deleted, unless asked)."""
         key = as_uuid(id)
         with translate_errors():
-            entity = await self.session.get(self.model, key, options=options)
+            # With loader options, reload even an instance already in the session: the
+            # identity map would otherwise return it without the requested relationships.
+            entity = await self.session.get(self.model, key, options=options, populate_existing=bool(options))
         if entity is None or (not include_deleted and _is_deleted(entity)):
             return None
         return entity

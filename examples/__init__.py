@@ -1,0 +1,1 @@
+"""Runnable examples of datalayer in use."""
