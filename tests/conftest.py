@@ -13,9 +13,13 @@ import os
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from uuid import uuid4
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from datalayer import Database
@@ -26,6 +30,7 @@ from datalayer.testing import (
     TemporaryPgBouncer,
     TemporaryPostgres,
 )
+from factories import seed_factories
 
 BACKENDS = ("sqlite", "postgresql")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -36,6 +41,12 @@ if THROUGH_PGBOUNCER:
 
 _outcomes: Counter[tuple[str, str]] = Counter()
 _pg_skip_reason: list[str] = []
+
+
+@pytest.fixture(scope="session", autouse=True)
+def seeded_factories() -> None:
+    """Seed the factories once, so a run's realistic rows are the same every time."""
+    seed_factories(20261127)
 
 
 @pytest.fixture(scope="session")
@@ -147,6 +158,29 @@ async def empty_tables(database: Database) -> None:
         else:
             for table in reversed(metadata.sorted_tables):
                 await conn.execute(table.delete())
+
+
+@pytest.fixture
+async def empty_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """Return the URL of a new, empty database on the backend (dropped afterwards)."""
+    if backend == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}"
+        return
+    server = make_url(request.getfixturevalue("postgres_url"))
+    name = f"datalayer_empty_{uuid4().hex[:12]}"
+    admin = create_async_engine(
+        server.set(database="postgres"), isolation_level="AUTOCOMMIT", poolclass=NullPool
+    )
+    # CREATE/DROP DATABASE take no bound parameters; the name is generated here, not user input.
+    quoted = admin.dialect.identifier_preparer.quote(name)
+    async with admin.connect() as conn:
+        await conn.execute(sa.text(f"CREATE DATABASE {quoted}"))
+    try:
+        yield server.set(database=name).render_as_string(hide_password=False)
+    finally:
+        async with admin.connect() as conn:
+            await conn.execute(sa.text(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)"))
+        await admin.dispose()
 
 
 @pytest.fixture

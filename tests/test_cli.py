@@ -6,16 +6,11 @@ import asyncio
 import re
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
-from uuid import uuid4
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
-from sqlalchemy.pool import NullPool
 from sqlmodel import col, select
 
 from datalayer import Database
@@ -67,29 +62,6 @@ DEMO_QUERIES = [
 ]  # fmt: skip
 
 
-@pytest.fixture
-async def fresh_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    """Return the URL of a new, empty database on the backend (dropped afterwards)."""
-    if backend == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"
-        return
-    server = make_url(request.getfixturevalue("postgres_url"))
-    name = f"datalayer_cli_{uuid4().hex[:12]}"
-    admin = create_async_engine(
-        server.set(database="postgres"), isolation_level="AUTOCOMMIT", poolclass=NullPool
-    )
-    # CREATE/DROP DATABASE take no bound parameters; the name is generated here, not user input.
-    quoted = admin.dialect.identifier_preparer.quote(name)
-    async with admin.connect() as conn:
-        await conn.execute(sa.text(f"CREATE DATABASE {quoted}"))
-    try:
-        yield server.set(database=name).render_as_string(hide_password=False)
-    finally:
-        async with admin.connect() as conn:
-            await conn.execute(sa.text(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)"))
-        await admin.dispose()
-
-
 def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     """Run ``datalayer argv`` in this process; return (exit status, stdout, stderr)."""
     status = main(list(argv))
@@ -132,28 +104,28 @@ def assert_one_error_line(status: int, err: str, *fragments: str) -> None:
         assert fragment in lines[0]
 
 
-def test_migrate_seed_stats(fresh_url: str, capsys: pytest.CaptureFixture[str]) -> None:
-    status, out, err = run_cli(capsys, "--database-url", fresh_url, "migrate")
+def test_migrate_seed_stats(empty_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, err = run_cli(capsys, "--database-url", empty_url, "migrate")
     assert (status, err) == (0, "")
     assert "to revision head" in out
 
-    status, out, err = run_cli(capsys, "--database-url", fresh_url, "seed", *SMALL, "--seed", "11")
+    status, out, err = run_cli(capsys, "--database-url", empty_url, "seed", *SMALL, "--seed", "11")
     assert (status, err) == (0, "")
     assert "Seeded with seed 11" in out
-    counts = counts_of(fresh_url)
+    counts = counts_of(empty_url)
     for table, expected in SMALL_COUNTS.items():
         assert counts[table] == expected, table
-    finished = sum(1 for s in dump_of(fresh_url, SessionModel) if s["completed_at"] is not None)
+    finished = sum(1 for s in dump_of(empty_url, SessionModel) if s["completed_at"] is not None)
     assert counts["working_directory_archives"] == finished
 
-    messages = dump_of(fresh_url, MessageModel)
+    messages = dump_of(empty_url, MessageModel)
     by_session: dict[Any, list[int]] = {}
     for message in messages:
         by_session.setdefault(message["session_id"], []).append(message["sequence_number"])
     assert len(by_session) == 7
     assert all(sorted(numbers) == [1, 2, 3, 4] for numbers in by_session.values())
 
-    status, out, err = run_cli(capsys, "--database-url", fresh_url, "stats")
+    status, out, err = run_cli(capsys, "--database-url", empty_url, "stats")
     assert (status, err) == (0, "")
     for table, expected in SMALL_COUNTS.items():
         assert re.search(rf"\b{table}\b\s*│\s*{expected}\s*│", out), table
@@ -161,17 +133,17 @@ def test_migrate_seed_stats(fresh_url: str, capsys: pytest.CaptureFixture[str]) 
     assert re.search(r"total\s*│\s*\d+", out)
 
 
-def test_demo_runs_every_specialized_query(fresh_url: str, capsys: pytest.CaptureFixture[str]) -> None:
-    status, out, err = run_cli(capsys, "--database-url", fresh_url, "demo", "--seed", "5")
+def test_demo_runs_every_specialized_query(empty_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, err = run_cli(capsys, "--database-url", empty_url, "demo", "--seed", "5")
     assert (status, err) == (0, "")
     for query in DEMO_QUERIES:
         assert f"{query}(" in out, query
     assert f"Done: {len(DEMO_QUERIES)} queries" in out
-    assert counts_of(fresh_url)["sessions"] == 20
+    assert counts_of(empty_url)["sessions"] == 20
     # A second demo on the same database works too (new random seed, new rows).
-    status, out, err = run_cli(capsys, "--database-url", fresh_url, "demo")
+    status, out, err = run_cli(capsys, "--database-url", empty_url, "demo")
     assert (status, err) == (0, "")
-    assert counts_of(fresh_url)["sessions"] == 40
+    assert counts_of(empty_url)["sessions"] == 40
 
 
 def test_demo_defaults_to_the_embedded_sqlite_file(
@@ -209,11 +181,11 @@ def test_same_seed_gives_identical_rows_in_two_databases(
     assert first != other
 
 
-def test_seed_commits_per_batch(fresh_url: str, capsys: pytest.CaptureFixture[str]) -> None:
-    assert run_cli(capsys, "--database-url", fresh_url, "migrate")[0] == 0
-    status, _, err = run_cli(capsys, "--database-url", fresh_url, "seed", *SMALL, "--batch-size", "2")
+def test_seed_commits_per_batch(empty_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_cli(capsys, "--database-url", empty_url, "migrate")[0] == 0
+    status, _, err = run_cli(capsys, "--database-url", empty_url, "seed", *SMALL, "--batch-size", "2")
     assert (status, err) == (0, "")
-    assert counts_of(fresh_url)["sessions"] == 7
+    assert counts_of(empty_url)["sessions"] == 7
 
 
 def test_seed_without_schema_says_to_migrate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -240,10 +212,10 @@ def test_bad_or_unreachable_database_is_one_line(
     assert "Seeded" not in out
 
 
-def test_unknown_revision_is_one_line(fresh_url: str, capsys: pytest.CaptureFixture[str]) -> None:
-    status, _, err = run_cli(capsys, "--database-url", fresh_url, "migrate", "--revision", "nope")
+def test_unknown_revision_is_one_line(empty_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    status, _, err = run_cli(capsys, "--database-url", empty_url, "migrate", "--revision", "nope")
     assert_one_error_line(status, err, "nope")
-    assert counts_of_tables(fresh_url) <= {"alembic_version"}  # no schema table was created
+    assert counts_of_tables(empty_url) <= {"alembic_version"}  # no schema table was created
 
 
 def counts_of_tables(url: str) -> set[str]:

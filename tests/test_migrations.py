@@ -11,14 +11,12 @@ from __future__ import annotations
 import asyncio
 import re
 import warnings
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
-from uuid import uuid4
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
@@ -29,29 +27,6 @@ from datalayer.repositories import Repository, SoftDeleteRepository
 from datalayer.testing import free_port
 
 MODEL_TABLES = set(metadata.tables)
-
-
-@pytest.fixture
-async def empty_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    """Return the URL of a new, empty database on the backend (dropped afterwards)."""
-    if backend == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'migrated.db'}"
-        return
-    server = make_url(request.getfixturevalue("postgres_url"))
-    name = f"datalayer_migrations_{uuid4().hex[:12]}"
-    admin = create_async_engine(
-        server.set(database="postgres"), isolation_level="AUTOCOMMIT", poolclass=NullPool
-    )
-    # CREATE/DROP DATABASE take no bound parameters; the name is generated here, not user input.
-    quoted = admin.dialect.identifier_preparer.quote(name)
-    async with admin.connect() as conn:
-        await conn.execute(sa.text(f"CREATE DATABASE {quoted}"))
-    try:
-        yield server.set(database=name).render_as_string(hide_password=False)
-    finally:
-        async with admin.connect() as conn:
-            await conn.execute(sa.text(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)"))
-        await admin.dispose()
 
 
 async def inspect_schema(url: str) -> dict[str, Any]:
