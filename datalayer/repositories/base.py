@@ -8,14 +8,9 @@ first (``InvalidDataError``, nothing sent), and driver errors come out as
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
-from enum import Enum
 from functools import cache
 from typing import Any, Generic, TypeVar, cast
 from uuid import UUID
@@ -27,13 +22,13 @@ from sqlalchemy.orm import InstrumentedAttribute, Mapped
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.interfaces import ORMOption
 from sqlalchemy.orm.util import identity_key
-from sqlalchemy.sql import operators
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
 from datalayer.errors import InvalidDataError, NotFoundError, StaleDataError, translate_errors
 from datalayer.models.base import EntityModel, SoftDeleteModel
+from datalayer.repositories.keyset import SortKey, after, decode_cursor, encode_cursor, order_terms, sort_keys
 from datalayer.types import utc_now
 from datalayer.validation import IMMUTABLE_FIELDS, ModelValidator, as_uuid, validator_for
 
@@ -71,13 +66,6 @@ class Page(Generic[ModelT]):
 
     items: list[ModelT]
     next_cursor: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class _SortKey:
-    name: str
-    column: sa.ColumnElement[Any]
-    descending: bool
 
 
 def check_page(skip: int, limit: int) -> None:
@@ -323,16 +311,16 @@ class Repository(Generic[ModelT]):
         terms must be non-nullable columns of the model, each ascending or ``.desc()``.
         """
         check_page(0, limit)
-        keys = self._sort_keys(order_by)
+        keys = sort_keys(self.model, order_by)
         statement = self._select(include_deleted).where(*(filters or ()))
         if cursor is not None:
-            statement = statement.where(self._after(keys, self._decode_cursor(keys, cursor)))
-        statement = statement.order_by(*_order_terms(keys)).limit(limit + 1).options(*options)
+            statement = statement.where(after(keys, self._decode_cursor(keys, cursor)))
+        statement = statement.order_by(*order_terms(keys)).limit(limit + 1).options(*options)
         rows = await self._all(statement)
         if len(rows) <= limit:
             return Page(rows, None)
         items = rows[:limit]
-        return Page(items, _encode_cursor(keys, items[-1]))
+        return Page(items, encode_cursor(keys, items[-1]))
 
     async def stream(
         self,
@@ -348,8 +336,8 @@ class Repository(Generic[ModelT]):
         runs one keyset query per batch. Rows already yielded are not kept by the iterator.
         """
         check_page(0, batch_size)
-        keys = self._sort_keys(order_by)
-        statement = self._select(include_deleted).where(*(filters or ())).order_by(*_order_terms(keys))
+        keys = sort_keys(self.model, order_by)
+        statement = self._select(include_deleted).where(*(filters or ())).order_by(*order_terms(keys))
         if self._dialect_name() == "postgresql":
             with translate_errors():
                 result = await self.session.stream(statement.execution_options(yield_per=batch_size))
@@ -364,7 +352,7 @@ class Repository(Generic[ModelT]):
         while True:
             batch_statement = statement
             if last is not None:
-                batch_statement = statement.where(self._after(keys, [getattr(last, k.name) for k in keys]))
+                batch_statement = statement.where(after(keys, [getattr(last, k.name) for k in keys]))
             batch = await self._all(batch_statement.limit(batch_size))
             for entity in batch:
                 yield entity
@@ -372,68 +360,9 @@ class Repository(Generic[ModelT]):
                 return
             last = batch[-1]
 
-    def _sort_keys(self, order_by: Sequence[OrderBy] | None) -> tuple[_SortKey, ...]:
-        """Return the keyset sort keys of an ORDER BY, the primary key appended as tie-breaker."""
-        columns = sa.inspect(self.model).columns
-        if not order_by:
-            return (
-                _SortKey("created_at", columns["created_at"], True),
-                _SortKey("id", columns["id"], True),
-            )
-        keys: list[_SortKey] = []
-        for term in order_by:
-            element: Any = getattr(term, "expression", term)
-            descending = False
-            if isinstance(element, sa.UnaryExpression) and element.modifier in (
-                operators.desc_op,
-                operators.asc_op,
-            ):
-                descending = element.modifier is operators.desc_op
-                element = element.element
-            name = getattr(element, "key", None)
-            column = columns.get(name) if isinstance(name, str) else None
-            if column is None or getattr(element, "table", None) is not column.table:
-                raise InvalidDataError.for_field(
-                    "order_by", term, f"keyset ordering needs columns of {self.model.__name__}"
-                )
-            if column.nullable:
-                raise InvalidDataError.for_field(
-                    "order_by", term, "keyset ordering needs non-nullable columns"
-                )
-            keys.append(_SortKey(column.key, column, descending))
-        if keys[-1].name != "id":
-            keys.append(_SortKey("id", columns["id"], False))
-        return tuple(keys)
-
-    def _after(self, keys: Sequence[_SortKey], values: Sequence[Any]) -> ColumnElement[bool]:
-        """Return the condition selecting rows that sort after ``values``."""
-        binds = [sa.literal(value, key.column.type) for key, value in zip(keys, values, strict=True)]
-        if all(k.descending == keys[0].descending for k in keys):
-            # One row-value comparison: both backends turn it into an index range scan.
-            left = sa.tuple_(*(k.column for k in keys))
-            return left < sa.tuple_(*binds) if keys[0].descending else left > sa.tuple_(*binds)
-        alternatives: list[ColumnElement[bool]] = []
-        for i, key in enumerate(keys):
-            beyond = key.column < binds[i] if key.descending else key.column > binds[i]
-            equal = [keys[j].column == binds[j] for j in range(i)]
-            alternatives.append(sa.and_(*equal, beyond))
-        return sa.or_(*alternatives)
-
-    def _decode_cursor(self, keys: Sequence[_SortKey], cursor: str) -> list[Any]:
+    def _decode_cursor(self, keys: Sequence[SortKey], cursor: str) -> list[Any]:
         """Return the sort values a cursor holds; InvalidDataError if it is not one of ours."""
-        try:
-            if not isinstance(cursor, str) or len(cursor) > 4096:
-                raise ValueError("not a cursor")
-            padded = cursor + "=" * (-len(cursor) % 4)
-            payload = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
-            if not isinstance(payload, dict) or payload.get("o") != _signature(keys):
-                raise ValueError("cursor of another ordering")
-            tagged = payload["v"]
-            if not isinstance(tagged, list) or len(tagged) != len(keys):
-                raise ValueError("wrong number of values")
-            values = [_untag(item) for item in tagged]
-        except (ValueError, TypeError, KeyError, binascii.Error, UnicodeError) as exc:
-            raise InvalidDataError.for_field("cursor", cursor, "invalid pagination cursor") from exc
+        values = decode_cursor(keys, cursor)
         try:
             checked = [self._validator.field_value(k.name, v) for k, v in zip(keys, values, strict=True)]
         except InvalidDataError as exc:
@@ -632,60 +561,3 @@ def _model_info(model: type[EntityModel]) -> tuple[Mapped[UUID], bool, ColumnEle
 
 def _is_deleted(entity: EntityModel) -> bool:
     return getattr(entity, "deleted_at", None) is not None
-
-
-def _order_terms(keys: Sequence[_SortKey]) -> list[ColumnElement[Any]]:
-    return [key.column.desc() if key.descending else key.column.asc() for key in keys]
-
-
-def _signature(keys: Sequence[_SortKey]) -> str:
-    return ",".join(f"{k.name}:{'d' if k.descending else 'a'}" for k in keys)
-
-
-def _encode_cursor(keys: Sequence[_SortKey], entity: EntityModel) -> str:
-    payload = {"o": _signature(keys), "v": [_tag(getattr(entity, key.name)) for key in keys]}
-    raw = json.dumps(payload, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
-
-
-def _tag(value: object) -> list[object]:
-    """Return ``value`` as ``[type tag, JSON value]`` so that it decodes to the same type."""
-    if isinstance(value, bool):
-        return ["b", value]
-    if isinstance(value, Enum):
-        return ["s", str(value.value)]
-    if isinstance(value, int):
-        return ["i", value]
-    if isinstance(value, str):
-        return ["s", value]
-    if isinstance(value, UUID):
-        return ["u", str(value)]
-    if isinstance(value, datetime):
-        return ["t", value.isoformat()]
-    if isinstance(value, Decimal):
-        return ["d", str(value)]
-    if isinstance(value, float):
-        return ["f", repr(value)]
-    raise InvalidDataError.for_field("order_by", value, "cannot paginate on a value of this type")
-
-
-def _untag(item: object) -> object:
-    if not isinstance(item, list) or len(item) != 2 or not isinstance(item[0], str):
-        raise ValueError("malformed cursor value")
-    tag, value = item
-    if tag == "b" and isinstance(value, bool):
-        return value
-    if tag == "i" and isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str):
-        if tag == "s":
-            return value
-        if tag == "u":
-            return UUID(value)
-        if tag == "t":
-            return datetime.fromisoformat(value)
-        if tag == "d":
-            return Decimal(value)
-        if tag == "f":
-            return float(value)
-    raise ValueError("malformed cursor value")
