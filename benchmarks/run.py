@@ -23,6 +23,7 @@ import json
 import os
 import platform
 import random
+import resource
 import statistics
 import sys
 import tempfile
@@ -1153,6 +1154,60 @@ async def memory(ctx: Context, rows: int) -> dict[str, float]:
     return out
 
 
+async def rss_child(url: str, mode: str, rows: int) -> dict[str, float]:
+    """Walk ``rows`` sessions in this (fresh) process; return how much its peak RSS grew (MiB).
+
+    ``stream`` iterates ``SessionRepository.stream()``; ``get_all`` keeps every row, read
+    with ``get_all`` 10,000 at a time (keyset filter, so that deep pages stay cheap).
+    """
+    db = Database(url)
+    try:
+        async with db.session(read_only=True) as s:  # connection, imports and caches first
+            await SessionRepository(s).get_all(limit=10)
+        gc.collect()
+        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        started = time.perf_counter()
+        seen = 0
+        async with db.session(read_only=True) as s:
+            repo = SessionRepository(s)
+            if mode == "stream":
+                async for _ in repo.stream(batch_size=1000):
+                    seen += 1
+            else:
+                kept: list[SessionModel] = []
+                while len(kept) < rows:
+                    after = (
+                        [
+                            sa.tuple_(col(SessionModel.created_at), col(SessionModel.id))
+                            < sa.tuple_(kept[-1].created_at, kept[-1].id)
+                        ]
+                        if kept
+                        else []
+                    )
+                    page = await repo.get_all(limit=10_000, filters=after)
+                    if not page:
+                        break
+                    kept.extend(page)
+                seen = len(kept)
+        elapsed = time.perf_counter() - started
+        grown = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024
+        return {"rows": seen, "peak_rss_growth_mib": grown, "seconds": elapsed}
+    finally:
+        await db.dispose()
+
+
+async def rss_comparison(url: str) -> dict[str, dict[str, float]]:
+    """Return ``rss_child`` figures for stream and get_all, each run in its own process."""
+    out: dict[str, dict[str, float]] = {}
+    for mode in ("stream", "get_all"):
+        child = await asyncio.create_subprocess_exec(
+            sys.executable, __file__, "--memory-child", mode, url, stdout=asyncio.subprocess.PIPE
+        )
+        stdout, _ = await child.communicate()
+        out[mode] = json.loads(stdout.decode().strip().splitlines()[-1])
+    return out
+
+
 # -- report ---------------------------------------------------------------------------------
 
 
@@ -1348,6 +1403,13 @@ async def main(settings: Settings, write: bool) -> dict[str, Any]:
                                 f"    offset {int(offset):>9,}: OFFSET {figures['offset_ms']:8.2f} ms   "
                                 f"keyset {figures['keyset_ms']:6.2f} ms"
                             )
+                    if backend == "postgresql" and settings.keyset_rows:
+                        result["rss_all_rows"] = await rss_comparison(url)
+                        for mode, figures in result["rss_all_rows"].items():
+                            console.print(
+                                f"  {mode} over all {int(figures['rows']):,} rows (own process): peak RSS "
+                                f"+{figures['peak_rss_growth_mib']:,.0f} MiB in {figures['seconds']:.0f}s"
+                            )
                     result["memory"] = await memory(ctx, settings.stream_rows)
                     console.print(f"  peak memory (tracemalloc, MiB): {json.dumps(result['memory'])}")
                     out["backends"][backend] = result
@@ -1404,5 +1466,9 @@ if __name__ == "__main__":
     # SQLModel asks for exec() over execute(); the hand-written statistics query is a
     # multi-column select, written as users write it.
     warnings.filterwarnings("ignore", category=DeprecationWarning)
-    chosen, write_results = parse(sys.argv[1:])
-    asyncio.run(main(chosen, write_results))
+    if sys.argv[1:2] == ["--memory-child"]:
+        mode, url = sys.argv[2], sys.argv[3]
+        print(json.dumps(asyncio.run(rss_child(url, mode, rows=10**9))))
+    else:
+        chosen, write_results = parse(sys.argv[1:])
+        asyncio.run(main(chosen, write_results))
