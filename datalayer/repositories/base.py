@@ -91,7 +91,9 @@ class Repository(Generic[ModelT]):
         self.session = session
         self._validator: ModelValidator[ModelT] = validator_for(model)
         # Looked up once per model, not per repository: repositories are built per unit of work.
-        self._id, self._soft_deletable, self._version = _model_info(model)
+        info = _model_info(model)
+        self._id, self._soft_deletable, self._version = info.id, info.soft_deletable, info.version
+        self._live, self._newest = info.live, info.newest_first
 
     # -- writes -------------------------------------------------------------------------
 
@@ -259,14 +261,14 @@ class Repository(Generic[ModelT]):
     ) -> list[ModelT]:
         """Return one page of rows matching every filter; newest first unless ``order_by`` says."""
         check_page(skip, limit)
-        statement = self._select(include_deleted).where(*(filters or ()))
-        if order_by:
-            statement = statement.order_by(*order_by, self._id)
-        else:
-            statement = statement.order_by(*self._newest_first())
+        statement = select(self.model).where(*self._visible(include_deleted), *(filters or ()))
+        ordering = (*order_by, self._id) if order_by else self._newest
+        statement = statement.order_by(*ordering)
         if skip:
             statement = statement.offset(skip)
-        return await self._all(statement.limit(limit).options(*options))
+        if options:
+            statement = statement.options(*options)
+        return await self._all(statement.limit(limit))
 
     async def count(self, filters: Sequence[Filter] | None = None, *, include_deleted: bool = False) -> int:
         """Return the number of rows matching every filter."""
@@ -476,9 +478,7 @@ class Repository(Generic[ModelT]):
 
     def _visible(self, include_deleted: bool) -> tuple[ColumnElement[bool], ...]:
         """Return the criteria hiding soft-deleted rows (none for append-only tables)."""
-        if include_deleted or not self._soft_deletable:
-            return ()
-        return (self._deleted_at().is_(None),)
+        return () if include_deleted else self._live
 
     def _deleted_at(self) -> sa.ColumnElement[datetime | None]:
         deleted_at: sa.ColumnElement[datetime | None] = sa.inspect(self.model).columns["deleted_at"]
@@ -489,7 +489,8 @@ class Repository(Generic[ModelT]):
         return select(self.model).where(*self._visible(include_deleted))
 
     def _newest_first(self) -> tuple[ColumnElement[Any], ...]:
-        return (col(self.model.created_at).desc(), self._id.desc())
+        """Return the default ORDER BY: newest ``created_at`` first, then id."""
+        return self._newest
 
     async def _all(self, statement: SelectOfScalar[ModelT]) -> list[ModelT]:
         """Run a SELECT of entities and return them as a list."""
@@ -552,11 +553,26 @@ _EXISTS: dict[tuple[type[EntityModel], bool], SelectOfScalar[bool]] = {}
 _INSERT: dict[type[EntityModel], sa.Insert] = {}
 
 
+@dataclass(frozen=True, slots=True)
+class _ModelInfo:
+    """What the repository needs to know about a model, and the expressions it reuses."""
+
+    id: Mapped[UUID]
+    soft_deletable: bool
+    version: ColumnElement[int] | None
+    live: tuple[ColumnElement[bool], ...]
+    newest_first: tuple[ColumnElement[Any], ...]
+
+
 @cache
-def _model_info(model: type[EntityModel]) -> tuple[Mapped[UUID], bool, ColumnElement[int] | None]:
-    """Return a model's id column, whether it soft-deletes, and its ``version`` column if any."""
-    version: ColumnElement[int] | None = sa.inspect(model).columns.get("version")
-    return col(model.id), issubclass(model, SoftDeleteModel), version
+def _model_info(model: type[EntityModel]) -> _ModelInfo:
+    """Return a model's id and version columns, and its "live rows" and default-order expressions."""
+    columns = sa.inspect(model).columns
+    soft_deletable = issubclass(model, SoftDeleteModel)
+    live = (columns["deleted_at"].is_(None),) if soft_deletable else ()
+    id_column = col(model.id)
+    newest_first = (col(model.created_at).desc(), id_column.desc())
+    return _ModelInfo(id_column, soft_deletable, columns.get("version"), live, newest_first)
 
 
 def _is_deleted(entity: EntityModel) -> bool:
