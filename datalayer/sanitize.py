@@ -29,7 +29,7 @@ __all__ = [
     "MAX_JSON_INT_DIGITS",
     "MAX_LIST_ITEM_LENGTH",
     "check_row",
-    "check_text",
+    "check_string",
     "check_value",
 ]
 
@@ -56,7 +56,7 @@ def check_row(row: Mapping[str, Any]) -> None:
 def check_value(field: str, value: object) -> None:
     """Return None if the value of one column can be stored faithfully, else raise InvalidDataError."""
     if isinstance(value, str):
-        check_text(field, value)
+        check_string(field, value)
     elif isinstance(value, bool):
         return
     elif isinstance(value, int):
@@ -75,7 +75,7 @@ def check_value(field: str, value: object) -> None:
         _check_json(field, value)
 
 
-def check_text(field: str, value: str) -> None:
+def check_string(field: str, value: str) -> None:
     """Return None if ``value`` has no NUL and encodes as UTF-8, else raise InvalidDataError."""
     if "\x00" in value:
         raise InvalidDataError.for_field(field, value, "NUL characters cannot be stored")
@@ -103,7 +103,7 @@ def _check_json(field: str, document: object) -> None:
     while stack:
         path, value, depth = stack.pop()
         if isinstance(value, str):
-            check_text(path, value)
+            check_string(path, value)
         elif isinstance(value, bool) or value is None:
             continue
         elif isinstance(value, int):
@@ -124,7 +124,7 @@ def _check_json(field: str, document: object) -> None:
                 for key, item in value.items():
                     if not isinstance(key, str):
                         raise InvalidDataError.for_field(path, key, "JSON object keys must be strings")
-                    check_text(f"{path} key", key)
+                    check_string(f"{path} key", key)
                     stack.append((f"{path}.{key}", item, depth + 1))
             else:
                 stack.extend((f"{path}[{i}]", item, depth + 1) for i, item in enumerate(value))
