@@ -91,16 +91,9 @@ class ModelValidator(Generic[ModelT]):
         """Return validated values for an UPDATE of the given fields only."""
         changes: dict[str, Any] = {}
         for name, value in values.items():
-            if name not in self.fields:
-                raise InvalidDataError.for_field(name, value, "unknown field")
-            if name in IMMUTABLE_FIELDS:
+            if name in IMMUTABLE_FIELDS and name in self.fields:
                 raise InvalidDataError.for_field(name, value, "cannot be updated")
-            try:
-                changes[name] = self._adapter(name).validate_python(value)
-            except ValidationError as exc:
-                problem = exc.errors(include_url=False)[0]["msg"]
-                raise InvalidDataError.for_field(name, value, problem) from exc
-        self._check_values(changes)
+            changes[name] = self.field_value(name, value)
         return changes
 
     def field_value(self, name: str, value: object) -> Any:
