@@ -57,10 +57,6 @@ def _is_datetime_field(annotation: Any) -> bool:
     return annotation is datetime or datetime in get_args(annotation)
 
 
-def _is_str_field(annotation: Any) -> bool:
-    return annotation is str or str in get_args(annotation)
-
-
 class ModelValidator(Generic[ModelT]):
     """Validates whole rows and partial updates for one table model."""
 
@@ -75,7 +71,6 @@ class ModelValidator(Generic[ModelT]):
         )
         self._adapters: dict[str, TypeAdapter[Any]] = {}
         self._datetime_fields = tuple(n for n, i in self.fields.items() if _is_datetime_field(i.annotation))
-        self._str_fields = tuple(n for n, i in self.fields.items() if _is_str_field(i.annotation))
 
     def row(self, values: Mapping[str, object]) -> dict[str, Any]:
         """Return a complete, validated row (defaults filled in) for an INSERT."""
@@ -125,10 +120,6 @@ class ModelValidator(Generic[ModelT]):
                 raise InvalidDataError.for_field(
                     name, value, "naive datetime; pass an aware one, e.g. datetime.now(UTC)"
                 )
-        for name in self._str_fields:
-            value = row.get(name)
-            if isinstance(value, str) and "\x00" in value:
-                raise InvalidDataError.for_field(name, value, "NUL characters cannot be stored")
         check_row(row)  # JSON contents, surrogates, non-finite floats, 64-bit ints (datalayer.sanitize)
 
 

@@ -15,6 +15,7 @@ from uuid import UUID
 import sqlalchemy as sa
 
 from datalayer.errors import InvalidDataError
+from datalayer.sanitize import check_string
 from datalayer.validation import as_uuid
 
 __all__ = [
@@ -34,12 +35,7 @@ def text(name: str, value: object) -> str:
     """Return ``value`` if it is a string both databases can store and compare."""
     if not isinstance(value, str):
         raise InvalidDataError.for_field(name, value, "expected a string")
-    if "\x00" in value:
-        raise InvalidDataError.for_field(name, value, "NUL characters are not allowed")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise InvalidDataError.for_field(name, value, "not valid Unicode (unpaired surrogate)") from exc
+    check_string(name, value)
     return value
 
 
