@@ -25,15 +25,16 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from datalayer import Database
 from datalayer.models import metadata
 from datalayer.testing import (
+    COUNTS,
     PgBouncerNotAvailable,
     PostgresNotAvailable,
     TemporaryPgBouncer,
     TemporaryPostgres,
 )
 from factories import seed_factories
+from tests.helpers import IN_CI, missing_prerequisite
 
 BACKENDS = ("sqlite", "postgresql")
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 THROUGH_PGBOUNCER = os.environ.get("DATALAYER_TEST_PGBOUNCER", "").lower() in ("1", "true", "yes")
 if THROUGH_PGBOUNCER:
     # Every Database a test builds (even from a copied URL) then uses the pgbouncer settings.
@@ -41,6 +42,11 @@ if THROUGH_PGBOUNCER:
 
 _outcomes: Counter[tuple[str, str]] = Counter()
 _pg_skip_reason: list[str] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Print the counts of inputs tried and faults injected (datalayer.testing.COUNTS) at the end."""
+    config.pluginmanager.register(COUNTS, "datalayer-counts")
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -90,9 +96,7 @@ def pgbouncer_url(postgres_server: TemporaryPostgres | None, postgres_url: str) 
     try:
         bouncer = TemporaryPgBouncer(postgres_server)
     except PgBouncerNotAvailable as exc:
-        if IN_CI:
-            pytest.fail(f"CI=true but pgbouncer is not available: {exc}")
-        pytest.skip(str(exc))
+        missing_prerequisite(exc)
     bouncer.start()
     try:
         yield bouncer.url

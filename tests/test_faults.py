@@ -11,7 +11,6 @@ printed in the terminal summary.
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
 from collections.abc import AsyncIterator, Iterator
 
@@ -24,17 +23,9 @@ from datalayer.errors import DatabaseUnavailableError
 from datalayer.models import UserModel
 from datalayer.repositories import Repository
 from datalayer.testing import COUNTS, PostgresNotAvailable, TemporaryPostgres
-from tests.helpers import make_user
+from tests.helpers import make_user, missing_prerequisite
 
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 SECTION = "faults injected (tests/test_faults.py)"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _print_counts(pytestconfig: pytest.Config) -> None:
-    """Have the shared counts printed in the terminal summary."""
-    if not pytestconfig.pluginmanager.is_registered(COUNTS):
-        pytestconfig.pluginmanager.register(COUNTS, "datalayer-counts")
 
 
 @pytest.fixture(scope="module")
@@ -43,9 +34,7 @@ def server() -> Iterator[TemporaryPostgres]:
     try:
         pg = TemporaryPostgres(database="faults")
     except PostgresNotAvailable as exc:
-        if IN_CI:
-            pytest.fail(f"CI=true but PostgreSQL is not available: {exc}")
-        pytest.skip(f"PostgreSQL not available: {exc}")
+        missing_prerequisite(exc)
     pg.start()
     try:
         yield pg

@@ -50,13 +50,6 @@ SECTION = "hostile inputs tried (tests/test_hostile_input.py)"
 MB = 1_000_000
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _print_counts(pytestconfig: pytest.Config) -> None:
-    """Have the shared counts printed in the terminal summary."""
-    if not pytestconfig.pluginmanager.is_registered(COUNTS):
-        pytestconfig.pluginmanager.register(COUNTS, "datalayer-counts")
-
-
 def nested(depth: int) -> dict[str, Any]:
     """Return ``{"n": {"n": ... {"leaf": True}}}`` with ``depth`` levels of objects."""
     document: dict[str, Any] = {"leaf": True}

@@ -51,13 +51,6 @@ REPORTS = 150
 STATUSES = [s for s in ToolCallStatus if s is not ToolCallStatus.PENDING]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _print_counts(pytestconfig: pytest.Config) -> None:
-    """Have the shared counts printed in the terminal summary."""
-    if not pytestconfig.pluginmanager.is_registered(COUNTS):
-        pytestconfig.pluginmanager.register(COUNTS, "datalayer-counts")
-
-
 @pytest.fixture
 async def wide(db: Database) -> AsyncIterator[Database]:
     """Return a second Database on the same database with a pool for every worker."""

@@ -9,7 +9,6 @@ installed, a failure when ``CI=true``. The whole suite can also run through pgbo
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -27,18 +26,10 @@ from datalayer.testing import (
     TemporaryPgBouncer,
     TemporaryPostgres,
 )
-from tests.helpers import make_user
+from tests.helpers import make_user, missing_prerequisite
 
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 SECTION = "pgbouncer (tests/test_pgbouncer.py)"
 SERVER_POOL = 4
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _print_counts(pytestconfig: pytest.Config) -> None:
-    """Have the shared counts printed in the terminal summary."""
-    if not pytestconfig.pluginmanager.is_registered(COUNTS):
-        pytestconfig.pluginmanager.register(COUNTS, "datalayer-counts")
 
 
 @pytest.fixture(scope="module")
@@ -48,9 +39,7 @@ def servers() -> Iterator[tuple[TemporaryPostgres, TemporaryPgBouncer]]:
         pg = TemporaryPostgres(database="bounced")
         bouncer = TemporaryPgBouncer(pg, pool_size=SERVER_POOL)
     except (PostgresNotAvailable, PgBouncerNotAvailable) as exc:
-        if IN_CI:
-            pytest.fail(f"CI=true but a prerequisite is missing: {exc}")
-        pytest.skip(f"NOTICE: pgbouncer tests skipped: {exc}")
+        missing_prerequisite(exc)
     pg.start()
     try:
         bouncer.start()

@@ -17,7 +17,6 @@ import os
 from typing import Any
 from uuid import UUID
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -36,13 +35,6 @@ SETTINGS = settings(
     # Same examples on every run (stable CI); DATALAYER_PROPERTY_SEARCH=1 explores new ones.
     derandomize=not os.environ.get("DATALAYER_PROPERTY_SEARCH"),
 )
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _print_counts(pytestconfig: pytest.Config) -> None:
-    """Have the shared counts printed in the terminal summary."""
-    if not pytestconfig.pluginmanager.is_registered(COUNTS):
-        pytestconfig.pluginmanager.register(COUNTS, "datalayer-counts")
 
 
 # Text that both databases store: no NUL, no surrogates. Tricky characters are likely.

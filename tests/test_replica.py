@@ -9,7 +9,6 @@ backend, replica or not.
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -21,17 +20,9 @@ from datalayer.errors import ReadOnlyError
 from datalayer.models import UserModel
 from datalayer.repositories import Repository
 from datalayer.testing import COUNTS, PostgresNotAvailable, TemporaryPostgres, TemporaryReplica
-from tests.helpers import make_user, row_count
+from tests.helpers import make_user, missing_prerequisite, row_count
 
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 SECTION = "replica (tests/test_replica.py)"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _print_counts(pytestconfig: pytest.Config) -> None:
-    """Have the shared counts printed in the terminal summary."""
-    if not pytestconfig.pluginmanager.is_registered(COUNTS):
-        pytestconfig.pluginmanager.register(COUNTS, "datalayer-counts")
 
 
 @pytest.fixture(scope="module")
@@ -40,9 +31,7 @@ def servers() -> Iterator[tuple[TemporaryPostgres, TemporaryReplica]]:
     try:
         primary = TemporaryPostgres(database="replicated")
     except PostgresNotAvailable as exc:
-        if IN_CI:
-            pytest.fail(f"CI=true but PostgreSQL is not available: {exc}")
-        pytest.skip(f"PostgreSQL not available: {exc}")
+        missing_prerequisite(exc)
     primary.start()
     replica = TemporaryReplica(primary)
     try:

@@ -45,13 +45,6 @@ SECTION = "security scan (tests/test_security.py)"
 SECRET = "hunter2-Secret"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _print_counts(pytestconfig: pytest.Config) -> None:
-    """Have the shared counts printed in the terminal summary."""
-    if not pytestconfig.pluginmanager.is_registered(COUNTS):
-        pytestconfig.pluginmanager.register(COUNTS, "datalayer-counts")
-
-
 @dataclass(frozen=True)
 class Hit:
     """A formatted string flowing into a sink."""
