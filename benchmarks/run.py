@@ -1124,7 +1124,7 @@ async def memory(ctx: Context, rows: int) -> dict[str, float]:
         seen = 0
         async with ctx.db.session(read_only=True) as s:
             rows = SessionRepository(s).stream(batch_size=1000)
-            async with aclosing(rows):  # type: ignore[type-var]  # stream() is an async generator
+            async with aclosing(rows):
                 async for _ in rows:
                     seen += 1
                     if seen == n:

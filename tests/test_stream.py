@@ -68,7 +68,7 @@ async def test_stream_can_stop_early_and_session_stays_usable(db: Database) -> N
             taken.append(message.id)
             if len(taken) == 4:
                 break
-        await iterator.aclose()  # type: ignore[attr-defined]  # an async generator; typed as AsyncIterator
+        await iterator.aclose()
         assert taken == [m.id for m in await repo.get_all(limit=4)]
         assert await repo.count() == 20
 

@@ -8,7 +8,7 @@ first (``InvalidDataError``, nothing sent), and driver errors come out as
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
@@ -331,7 +331,7 @@ class Repository(Generic[ModelT]):
         *,
         include_deleted: bool = False,
         batch_size: int = STREAM_BATCH,
-    ) -> AsyncIterator[ModelT]:
+    ) -> AsyncGenerator[ModelT, None]:
         """Return an async iterator over every matching row, in ``paginate`` order, in flat memory.
 
         PostgreSQL reads through a server-side cursor ``batch_size`` rows at a time; SQLite
