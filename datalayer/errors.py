@@ -121,6 +121,20 @@ def _sqlstate(error: BaseException | None) -> str | None:
     return None
 
 
+def _no_server_fits(error: BaseException | None) -> bool:
+    """Return True for asyncpg's refusal of every host of a multi-host URL (``target_session_attrs``)."""
+    # Imported here: only PostgreSQL errors get this far. asyncpg ships no type information.
+    from asyncpg.exceptions import TargetServerAttributeNotMatched  # type: ignore[import-untyped]
+
+    seen = 0
+    while error is not None and seen < 5:
+        if isinstance(error, TargetServerAttributeNotMatched):
+            return True
+        error = error.__cause__
+        seen += 1
+    return False
+
+
 def _sqlite_code(error: BaseException | None) -> int | None:
     """Return the SQLite extended error code carried by a driver error."""
     if isinstance(error, sqlite3.Error):
@@ -139,6 +153,8 @@ def classify(error: BaseException) -> DataLayerError | None:
         code = _sqlite_code(orig)
         if error.connection_invalidated:
             return DatabaseUnavailableError(f"connection lost: {message}")
+        if isinstance(error, sa_exc.InternalError) and _no_server_fits(orig):
+            return DatabaseUnavailableError(f"no server of the kind target_session_attrs asks for: {message}")
         if state is not None:
             if state == _PG_UNIQUE:
                 return ConflictError(message)
