@@ -104,6 +104,23 @@ async def test_purge_removes_old_soft_deleted_rows_and_their_children(db: Databa
     COUNTS.add(SECTION, "sessions_purged", 5)
 
 
+async def test_purging_a_user_cascades_two_levels(db: Database) -> None:
+    async with db.session() as s:
+        gone, kept = await make_user(s), await make_user(s)
+    sessions_of_gone = await soft_deleted_sessions(db, gone.id, 2, timedelta(0))  # too recent themselves
+    sessions_of_kept = await soft_deleted_sessions(db, kept.id, 1, timedelta(0))
+    async with db.session() as s:
+        await s.exec(
+            sa.update(UserModel).where(col(UserModel.id) == gone.id).values(deleted_at=utc_now() - OLD)
+        )
+    counts = await count_purgeable(db, UserModel, RETENTION)
+    assert (counts["users"], counts["sessions"], counts["messages"], counts["tool_calls"]) == (1, 2, 4, 2)
+    assert await purge_deleted(db, UserModel, RETENTION) == 1
+    assert await surviving(db, [*sessions_of_gone, *sessions_of_kept]) == set(sessions_of_kept)
+    assert await children_of(db, sessions_of_gone) == 0
+    assert await children_of(db, sessions_of_kept) == 3
+
+
 async def test_repository_method_deletes_one_batch_in_the_callers_unit(db: Database) -> None:
     async with db.session() as s:
         user = await make_user(s)
