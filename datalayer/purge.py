@@ -25,7 +25,6 @@ import sqlalchemy as sa
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from datalayer.database import Database
 from datalayer.errors import InvalidDataError, translate_errors
 from datalayer.models import (
     MCPServerModel,
@@ -42,6 +41,8 @@ from datalayer.types import utc_now
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.progress import TaskID
+
+    from datalayer.database import Database
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",

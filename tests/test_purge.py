@@ -288,3 +288,7 @@ def test_cli_purge_dry_run_then_purge(empty_url: str, capsys: pytest.CaptureFixt
     assert status == 0
     assert "Purged 3 sessions." in capsys.readouterr().out
     assert asyncio.run(left()) == set()
+    with pytest.raises(SystemExit) as usage:
+        main(["--database-url", empty_url, "purge", "--older-than", "soon"])
+    assert usage.value.code == 2
+    assert "older_than" in capsys.readouterr().err
