@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
+    "MAX_BATCH_SIZE",
     "PURGEABLE",
     "count_purgeable",
     "cutoff_for",
@@ -96,13 +97,13 @@ def cutoff_for(older_than: timedelta | datetime, now: datetime | None = None) ->
     return (now or utc_now()) - older_than
 
 
-def _check_batch_size(batch_size: int) -> int:
+def _check_batch_size(batch_size: int, field: str = "batch_size") -> int:
     if (
         not isinstance(batch_size, int)
         or isinstance(batch_size, bool)
         or not 1 <= batch_size <= MAX_BATCH_SIZE
     ):
-        raise InvalidDataError.for_field("batch_size", batch_size, f"must be between 1 and {MAX_BATCH_SIZE}")
+        raise InvalidDataError.for_field(field, batch_size, f"must be between 1 and {MAX_BATCH_SIZE}")
     return batch_size
 
 
@@ -132,7 +133,7 @@ async def delete_batch(
     caller's unit of work; the caller commits.
     """
     cutoff = cutoff_for(older_than)
-    _check_batch_size(limit)
+    _check_batch_size(limit, "limit")
     table = _table(model)
     candidates = sa.select(table.c.id).where(*_purgeable(model, cutoff)).order_by(table.c.id).limit(limit)
     if after is not None:

@@ -150,7 +150,7 @@ async def test_bad_arguments_name_the_field(db: Database) -> None:
             await repository.purge_deleted(older_than=timedelta(days=-1))
         with pytest.raises(InvalidDataError, match="older_than"):
             await repository.purge_deleted(older_than=utc_now().replace(tzinfo=None))
-        with pytest.raises(InvalidDataError, match="batch_size"):
+        with pytest.raises(InvalidDataError, match="limit"):
             await repository.purge_deleted(older_than=RETENTION, limit=0)
     with pytest.raises(InvalidDataError, match="batch_size"):
         await purge_deleted(db, SessionModel, RETENTION, batch_size=10**9)
