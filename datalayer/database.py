@@ -95,7 +95,7 @@ class Database:
       works against one database keeps working when a replica is added.
     - ``slow_query_seconds``: statements taking at least this long are logged as WARNING on
       the ``datalayer.sql.slow`` logger, without their parameters (``None`` turns it off);
-      see :mod:`datalayer.observability`.
+      see ``datalayer.observability``.
     - any other keyword goes to :func:`sqlalchemy.ext.asyncio.create_async_engine`.
 
     On SQLite every connection gets ``foreign_keys=ON``, WAL journaling for files and a

@@ -10,9 +10,10 @@ Two loggers, both silent until a handler is configured (``logging.basicConfig`` 
 - ``datalayer.unit``: one record per unit of work (``Database.session()``) that ended in an
   exception and was rolled back, with the exception class and the SQLSTATE (PostgreSQL) or the
   extended result code (SQLite) when the database gave one. The error message is not logged,
-  because messages can quote row values. WARNING for ``DatabaseUnavailableError`` and errors
-  datalayer could not classify, INFO for the expected ones (conflicts, constraint violations,
-  invalid data, not found, read-only), DEBUG for cancellation.
+  because messages can quote row values. WARNING for ``DatabaseUnavailableError``,
+  ``ReadOnlyError`` (a bug) and errors datalayer could not classify, INFO for the expected ones
+  (conflicts, constraint violations, invalid data, not found) and the application's own
+  exceptions, DEBUG for cancellation.
 
 Each record also carries these values as attributes (``record.duration``, ``record.sqlstate``, ...)
 for structured log handlers.
@@ -35,6 +36,7 @@ from datalayer.errors import (
     DatabaseUnavailableError,
     DataLayerError,
     InvalidDataError,
+    ReadOnlyError,
     _sqlite_code,
     _sqlstate,
 )
@@ -187,7 +189,7 @@ def log_failed_unit(
 def _level(error: BaseException) -> int:
     if isinstance(error, asyncio.CancelledError | GeneratorExit | KeyboardInterrupt | SystemExit):
         return logging.DEBUG
-    if isinstance(error, DatabaseUnavailableError) or type(error) is DataLayerError:
+    if isinstance(error, DatabaseUnavailableError | ReadOnlyError) or type(error) is DataLayerError:
         return logging.WARNING
     return logging.INFO
 

@@ -31,6 +31,7 @@ from datalayer.errors import (
     ConstraintViolationError,
     DataLayerError,
     InvalidDataError,
+    ReadOnlyError,
 )
 from datalayer.models import SessionModel, UserModel
 from datalayer.observability import SLOW_QUERY_LOGGER, UNIT_LOGGER
@@ -241,6 +242,19 @@ async def test_raw_sql_failing_in_a_unit_is_logged_with_the_translated_class(
     assert record.levelno == logging.WARNING
     # 42P01: undefined_table; 1: SQLITE_ERROR
     assert unit_codes(db.backend, "42P01", 1) in record.getMessage()
+
+
+async def test_a_write_in_a_read_only_unit_is_logged_as_a_warning(
+    db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger=UNIT_LOGGER)
+    with pytest.raises(ReadOnlyError):
+        async with db.session(read_only=True) as s:
+            await make_user(s)
+    (record,) = records_of(caplog, UNIT_LOGGER)
+    assert record.levelno == logging.WARNING
+    expected = f"read-only unit of work on {db.backend} rolled back: ReadOnlyError (no code)"
+    assert record.getMessage() == expected
 
 
 async def test_a_successful_unit_logs_nothing_and_a_cancelled_one_only_at_debug(
