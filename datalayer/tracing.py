@@ -18,13 +18,21 @@ conventions:
 
 Applications that already use ``opentelemetry-instrumentation-sqlalchemy`` can instead pass
 both engines to it; its release 0.66b2 declares SQLAlchemy < 2.1 and silently does nothing
-unless told ``skip_dep_check=True``::
+unless told ``skip_dep_check=True``, and it only sees engines created through the functions it
+patches (datalayer imported ``create_async_engine`` before), so name both engines:
 
-    SQLAlchemyInstrumentor().instrument(
-        engines=[db.engine.sync_engine, db.replica_engine.sync_engine],  # replica: if any
-        tracer_provider=provider,
-        skip_dep_check=True,
-    )
+```python
+from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+
+SQLAlchemyInstrumentor().instrument(
+    engines=[db.engine.sync_engine, db.replica_engine.sync_engine],  # the replica: if any
+    tracer_provider=provider,
+    skip_dep_check=True,
+)
+```
+
+Statements are what the driver sends through a cursor: ``COMMIT`` and ``ROLLBACK``, which the
+drivers issue through their own transaction calls, get no span (with either instrumentation).
 """
 
 from __future__ import annotations
