@@ -39,7 +39,7 @@ from datalayer.repositories import Repository
 from datalayer.testing import TemporaryPostgres, TemporaryReplica
 from tests.conftest import url_for
 from tests.helpers import make_user
-from tests.test_replica import servers, wait_for_replay
+from tests.test_replica import servers
 
 __all__ = ["servers"]  # the primary + streaming replica fixture, shared with test_replica
 
@@ -412,23 +412,41 @@ def test_import_datalayer_does_not_import_opentelemetry() -> None:
 # -- primary and replica -------------------------------------------------------------------------
 
 
+async def sleep_on_primary_and_replica(db: Database) -> None:
+    """Run the sleeping statement in a write unit (primary) and in a read-only unit (replica)."""
+    async with db.session() as s:
+        await (await s.connection()).execute(sleeping(db), {"seconds": 0.35, "secret": SECRET})
+    async with db.session(read_only=True) as s:
+        await (await s.connection()).execute(sleeping(db), {"seconds": 0.35, "secret": SECRET})
+
+
 async def test_spans_and_slow_log_on_primary_and_replica(
     servers: tuple[TemporaryPostgres, TemporaryReplica],
     tracing: tuple[TracerProvider, InMemorySpanExporter],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
+    from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+
     primary, replica = servers
     provider, exporter = tracing
     caplog.set_level(logging.WARNING, logger=SLOW_QUERY_LOGGER)
     db = Database(primary.url, replica_url=replica.url, connect_timeout=5, slow_query_seconds=0.3)
+    assert db.replica_engine is not None
     try:
-        await db.create_all()
-        await wait_for_replay(db)
         instrument(db, tracer_provider=provider)
-        async with db.session() as s:
-            await (await s.connection()).execute(sleeping(db), {"seconds": 0.35, "secret": SECRET})
-        async with db.session(read_only=True) as s:
-            await (await s.connection()).execute(sleeping(db), {"seconds": 0.35, "secret": SECRET})
+        await sleep_on_primary_and_replica(db)
+        uninstrument(db)
+        # The documented recipe with the upstream instrumentation, both engines named.
+        upstream = SQLAlchemyInstrumentor()
+        upstream.instrument(
+            engines=[db.engine.sync_engine, db.replica_engine.sync_engine],
+            tracer_provider=provider,
+            skip_dep_check=True,
+        )
+        try:
+            await sleep_on_primary_and_replica(db)
+        finally:
+            upstream.uninstrument()
     finally:
         uninstrument(db)
         await db.dispose()
@@ -440,9 +458,17 @@ async def test_spans_and_slow_log_on_primary_and_replica(
     assert sorted(roles) == ["primary", "replica"]
     assert roles["primary"].attributes and roles["primary"].attributes["server.port"] == primary.port
     assert roles["replica"].attributes and roles["replica"].attributes["server.port"] == replica.port
+    upstream_ports = sorted(
+        int(str(attributes.get("server.port", attributes.get("net.peer.port"))))
+        for span in exporter.get_finished_spans()
+        if span.instrumentation_scope and span.instrumentation_scope.name.startswith("opentelemetry.")
+        for attributes in [dict(span.attributes or {})]
+        if "pg_sleep" in str(attributes)
+    )
+    assert upstream_ports == sorted([primary.port, replica.port])
     logged = [r.getMessage() for r in records_of(caplog, SLOW_QUERY_LOGGER) if "sleep" in r.getMessage()]
     print("\n" + "\n".join(logged))
-    assert len(logged) == 2
+    assert len(logged) == 4
     assert f"on primary postgresql://127.0.0.1:{primary.port}/" in logged[0]
     assert f"on replica postgresql://127.0.0.1:{replica.port}/" in logged[1]
-    assert SECRET not in caplog.text
+    assert SECRET not in caplog.text + str([span.attributes for span in exporter.get_finished_spans()])
