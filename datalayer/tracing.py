@@ -66,9 +66,13 @@ def instrument(db: Database, *, tracer_provider: TracerProvider | None = None) -
     """Emit a span for every statement ``db`` runs, on the primary and on the replica; returns None.
 
     ``tracer_provider`` defaults to the global one. Calling it again replaces the earlier
-    instrumentation of ``db`` (no duplicate spans).
+    instrumentation of ``db`` (no duplicate spans). Raises ImportError naming the ``otel``
+    extra when opentelemetry-api is not installed.
     """
-    from opentelemetry import trace
+    try:
+        from opentelemetry import trace
+    except ImportError as exc:
+        raise ImportError("datalayer.instrument needs opentelemetry-api: install the otel extra") from exc
 
     from datalayer import __version__
 

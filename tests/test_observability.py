@@ -403,6 +403,16 @@ async def test_the_upstream_sqlalchemy_instrumentation_recipe(
     assert "INSERT" in names
 
 
+async def test_instrument_without_opentelemetry_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "opentelemetry", None)  # as if opentelemetry-api were not installed
+    db = Database("sqlite+aiosqlite://")
+    try:
+        with pytest.raises(ImportError, match="otel extra"):
+            instrument(db)
+    finally:
+        await db.dispose()
+
+
 def test_import_datalayer_does_not_import_opentelemetry() -> None:
     code = "import sys, datalayer; print(sorted(m for m in sys.modules if m.startswith('opentelemetry')))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
