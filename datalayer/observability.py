@@ -16,8 +16,9 @@ Two loggers, both silent until a handler is configured (``logging.basicConfig`` 
   (conflicts, constraint violations, invalid data, not found) and the application's own
   exceptions, DEBUG for cancellation.
 
-Each record also carries these values as attributes (``record.duration``, ``record.sqlstate``, ...)
-for structured log handlers.
+For structured log handlers each record also carries its values as attributes: ``duration``
+(seconds), ``db_role``, ``db_where`` and ``statement`` on slow-query records; ``error_class``,
+``sqlstate``, ``sqlite_code``, ``db_backend`` and ``read_only`` on unit records.
 """
 
 from __future__ import annotations
@@ -51,12 +52,12 @@ __all__ = [
     "watch_slow_queries",
 ]
 
-#: Name of the logger that receives the slow-query records.
 SLOW_QUERY_LOGGER = "datalayer.sql.slow"
-#: Name of the logger that receives one record per failed unit of work.
+"""Name of the logger that receives the slow-query records."""
 UNIT_LOGGER = "datalayer.unit"
-#: The slow-query threshold of ``Database`` when none is given, in seconds.
+"""Name of the logger that receives one record per failed unit of work."""
 DEFAULT_SLOW_QUERY_SECONDS = 1.0
+"""The slow-query threshold of ``Database`` when none is given, in seconds."""
 
 slow_logger = logging.getLogger(SLOW_QUERY_LOGGER)
 unit_logger = logging.getLogger(UNIT_LOGGER)
