@@ -9,7 +9,7 @@ naming the field and the value.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import cache
 from typing import Annotated, Any, Generic, TypeVar, cast, get_args, get_origin
 from uuid import UUID
@@ -93,7 +93,7 @@ class ModelValidator(Generic[ModelT]):
             validated = self._row_model.model_validate(values)
         except ValidationError as exc:
             raise _to_invalid(exc, values) from exc
-        row = dict(validated.__dict__)
+        row: dict[str, Any] = validated.__dict__  # the validated model itself is not kept
         self._check_datetimes(row)
         for name in self._sanitized_fields:
             check_value(name, row[name])
@@ -134,6 +134,8 @@ class ModelValidator(Generic[ModelT]):
         """Refuse naive datetimes, which pydantic lets through (JSON, strings: datalayer.sanitize)."""
         for name in self._datetime_fields:
             value = row.get(name)
+            if value is None or getattr(value, "tzinfo", None) is UTC:
+                continue
             if isinstance(value, datetime) and value.utcoffset() is None:
                 raise InvalidDataError.for_field(
                     name, value, "naive datetime; pass an aware one, e.g. datetime.now(UTC)"

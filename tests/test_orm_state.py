@@ -1,8 +1,9 @@
 """The one private SQLAlchemy API datalayer relies on (``datalayer.repositories._orm_state``).
 
-``Session._register_persistent`` is what a flush calls for the rows it inserted. If a
-SQLAlchemy upgrade renames it, changes its signature or stops recording the entity in the
-transaction (so that a rollback expunges it), these tests fail before anything else does.
+``Session._save_impl`` (``add`` without the cascade walk) and ``Session._register_persistent``
+(what a flush calls for the rows it inserted). If a SQLAlchemy upgrade renames them, changes
+their signatures or stops recording the entity in the transaction (so that a rollback
+expunges it), these tests fail before anything else does.
 """
 
 from __future__ import annotations
@@ -33,10 +34,13 @@ def _user() -> UserModel:
     return EntityBuilder(UserModel).build(row)
 
 
-def test_register_persistent_still_exists_with_the_same_signature() -> None:
-    method = getattr(Session, "_register_persistent", None)
-    assert method is not None, "SQLAlchemy removed Session._register_persistent: update _orm_state"
-    assert list(inspect.signature(method).parameters) == ["self", "states"]
+def test_the_private_session_methods_still_exist_with_the_same_signatures() -> None:
+    for name, parameters in (("_save_impl", ["self", "state"]), ("_register_persistent", ["self", "states"])):
+        method = getattr(Session, name, None)
+        assert method is not None, (
+            f"SQLAlchemy removed Session.{name}: update datalayer/repositories/_orm_state"
+        )
+        assert list(inspect.signature(method).parameters) == parameters, name
 
 
 def test_attached_entity_is_persistent_and_a_rollback_expunges_it() -> None:

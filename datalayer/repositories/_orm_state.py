@@ -5,15 +5,16 @@ exactly the stored row: ``create``/``create_many`` insert it with Core and build
 entity from it, and ``update`` builds (or refreshes) the entity from its RETURNING row,
 skipping the ORM's row loading and its unit of work.
 
-The one private SQLAlchemy API datalayer uses lives here: ``Session._register_persistent``
-(what a flush calls for the rows it inserted). It records the entity in the current
-transaction, so a rollback (of a savepoint too) expunges it exactly as it expunges flushed
-objects. ``tests/test_orm_state.py`` fails loudly if SQLAlchemy changes it.
+The private SQLAlchemy API datalayer uses lives here: ``Session._save_impl`` and
+``Session._register_persistent`` (what ``add`` and a flush call for the rows it inserted).
+They record the entity in the current transaction, so a rollback (of a savepoint too)
+expunges it exactly as it expunges flushed objects. ``tests/test_orm_state.py`` fails
+loudly if SQLAlchemy changes them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Generic, TypeVar
@@ -110,14 +111,17 @@ def _tracked(kind: type[Mutable], name: str, value: object) -> Mutable:
     return tracked
 
 
-def attach_inserted(session: Session, entities: Sequence[object] | Iterable[object]) -> None:
+def attach_inserted(session: Session, entities: Sequence[object]) -> None:
     """Make entities whose rows the current transaction just wrote persistent in ``session``.
 
-    ``add_all`` makes them pending (public API); ``_register_persistent`` then does what a
-    flush does after its INSERT: identity key, identity map, committed state, and a record
-    in the transaction so that a rollback expunges them. Nothing may be awaited in between,
-    or an autoflush could INSERT them a second time.
+    What a flush does after its INSERT, in two private steps: ``_save_impl`` makes each
+    entity pending (``Session.add`` without its cascade walk: a fresh entity has no related
+    objects), then ``_register_persistent`` gives it its identity key, puts it in the
+    identity map with committed state and records it in the transaction, so that a
+    rollback expunges it. Nothing may be awaited in between, or an autoflush could INSERT
+    them a second time.
     """
-    listed = list(entities)
-    session.add_all(listed)
-    session._register_persistent({instance_state(entity) for entity in listed})
+    states = {instance_state(entity) for entity in entities}
+    for state in states:
+        session._save_impl(state)
+    session._register_persistent(states)

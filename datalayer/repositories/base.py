@@ -136,7 +136,10 @@ class Repository(Generic[ModelT]):
             # A savepoint makes a failure in a later batch undo the earlier ones, even if
             # the caller goes on with the same unit of work.
             async with self.session.begin_nested():
-                return await self._insert_rows(validated)
+                await self._insert(validated)
+        # Attached after the savepoint is released: the outer transaction records them
+        # (a rollback still expunges them) without the savepoint copying 10,000 states.
+        return self._attach(validated)
 
     async def insert_many(self, rows: Iterable[Mapping[str, object] | ModelT]) -> list[UUID]:
         """Insert many rows like ``create_many``, all or nothing; return only their ids, in order.
@@ -159,14 +162,23 @@ class Repository(Generic[ModelT]):
         Ids are client-side and no column has a server default, so each validated row is
         the stored row; the entities are built from it (``_orm_state``).
         """
+        await self._insert(rows)
+        return self._attach(rows)
+
+    async def _insert(self, rows: list[dict[str, Any]]) -> None:
+        """Send the plain Core INSERT of the validated rows (values normalized as stored)."""
         builder = self._builder
         with _collector_paused():
             for row in rows:
                 builder.stored(row)
         with translate_errors():
-            await self.session.exec(self._table_insert(), params=rows)
+            # One row as a dict: a list would take the (slower) executemany path.
+            await self.session.exec(self._table_insert(), params=rows[0] if len(rows) == 1 else rows)
+
+    def _attach(self, rows: list[dict[str, Any]]) -> list[ModelT]:
+        """Return the inserted rows as entities, persistent in the session."""
         with _collector_paused():
-            entities = [builder.build(row) for row in rows]
+            entities = [self._builder.build(row) for row in rows]
             attach_inserted(self.session.sync_session, entities)
         return entities
 
@@ -296,12 +308,25 @@ class Repository(Generic[ModelT]):
         """Return the row with this id, or None (also None when soft-deleted, unless asked)."""
         key = as_uuid(id)
         with translate_errors():
-            # With loader options, reload even an instance already in the session: the
-            # identity map would otherwise return it without the requested relationships.
-            entity = await self.session.get(self.model, key, options=options, populate_existing=bool(options))
+            if options or identity_key(self.model, key) in self.session.sync_session.identity_map:
+                # With loader options, reload even an instance already in the session: the
+                # identity map would otherwise return it without the requested relationships.
+                entity = await self.session.get(
+                    self.model, key, options=options, populate_existing=bool(options)
+                )
+            else:
+                # What session.get sends, but built once: no cache key to compute per call.
+                entity = (await self.session.exec(self._get_statement(), params={_KEY: key})).first()
         if entity is None or (not include_deleted and _is_deleted(entity)):
             return None
         return entity
+
+    def _get_statement(self) -> SelectOfScalar[ModelT]:
+        """Return ``SELECT model WHERE id = :key`` (built once per model)."""
+        statement = _GET.get(self.model)
+        if statement is None:
+            statement = _GET.setdefault(self.model, select(self.model).where(self._id == sa.bindparam(_KEY)))
+        return cast(SelectOfScalar[ModelT], statement)
 
     async def get(
         self,
@@ -633,6 +658,7 @@ _VALUE = "datalayer_value_"
 _NOW = "datalayer_now"
 _EXISTS: dict[tuple[type[EntityModel], bool], SelectOfScalar[bool]] = {}
 _INSERT: dict[type[EntityModel], sa.Insert] = {}
+_GET: dict[type[EntityModel], SelectOfScalar[Any]] = {}
 _UPDATE: dict[tuple[type[EntityModel], frozenset[str], bool], ReturningUpdate[Any]] = {}
 _SET_DELETED: dict[tuple[type[EntityModel], bool, bool], sa.Update] = {}
 
