@@ -16,6 +16,7 @@ from uuid import UUID
 
 import pydantic
 from pydantic import ConfigDict, TypeAdapter, ValidationError
+from pydantic.fields import FieldInfo
 from sqlmodel import SQLModel
 
 from datalayer.errors import InvalidDataError
@@ -62,6 +63,16 @@ def _is_datetime_field(annotation: Any) -> bool:
 _SANITIZED = (str, int, float, list, dict)
 
 
+def _bounded_int64(info: FieldInfo) -> bool:
+    """Return True for an int field whose own ge/le bounds already keep it within 64 bits."""
+    if info.annotation is not int:
+        return False
+    # pydantic keeps Field(ge=..., le=...) as annotated_types.Ge / Le objects in ``metadata``.
+    low = next((m.ge for m in info.metadata if hasattr(m, "ge")), None)
+    high = next((m.le for m in info.metadata if hasattr(m, "le")), None)
+    return isinstance(low, int) and isinstance(high, int) and low >= -(2**63) and high <= 2**63 - 1
+
+
 def _needs_sanitizing(annotation: Any) -> bool:
     """Return True if a field of this annotation may hold strings, JSON, lists or plain numbers."""
     if annotation is Any or annotation in _SANITIZED:
@@ -85,7 +96,9 @@ class ModelValidator(Generic[ModelT]):
         )
         self._adapters: dict[str, TypeAdapter[Any]] = {}
         self._datetime_fields = tuple(n for n, i in self.fields.items() if _is_datetime_field(i.annotation))
-        self._sanitized_fields = tuple(n for n, i in self.fields.items() if _needs_sanitizing(i.annotation))
+        self._sanitized_fields = tuple(
+            n for n, i in self.fields.items() if _needs_sanitizing(i.annotation) and not _bounded_int64(i)
+        )
 
     def row(self, values: Mapping[str, object]) -> dict[str, Any]:
         """Return a complete, validated row (defaults filled in) for an INSERT."""
