@@ -1242,7 +1242,13 @@ def scale_queries(ctx: Context) -> dict[str, Call]:
         async with ctx.db.session(read_only=True) as s:
             return await work(s)
 
+    async def reference(s: AsyncSession) -> Any:
+        return (await s.exec(select(sa.literal(1)))).one()
+
     return {
+        # The cost of a unit of work alone: shows how much the machine's load moved between
+        # the two sizes (they cannot be interleaved), to read the other ratios against.
+        "reference: SELECT 1": lambda: run(reference),
         "search_by_tags (user)": lambda: run(
             lambda s: SessionTemplateRepository(s).search_by_tags(tags, ctx.user())
         ),
