@@ -197,6 +197,8 @@ if TYPE_CHECKING:
     from datalayer.repositories import (
         WorkingDirectoryArchiveRepository as WorkingDirectoryArchiveRepository,
     )
+    from datalayer.tracing import instrument as instrument
+    from datalayer.tracing import uninstrument as uninstrument
 
 __version__ = "0.1.0"
 
@@ -272,6 +274,7 @@ _MODULES: dict[str, tuple[str, ...]] = {
         "UserRepository",
         "WorkingDirectoryArchiveRepository",
     ),
+    "datalayer.tracing": ("instrument", "uninstrument"),
 }
 _LAZY = {name: module for module, names in _MODULES.items() for name in names}
 
