@@ -23,6 +23,7 @@ from sqlalchemy.pool import NullPool
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from datalayer import Database
+from datalayer.factories import seed_factories
 from datalayer.models import metadata
 from datalayer.testing import (
     COUNTS,
@@ -31,7 +32,6 @@ from datalayer.testing import (
     TemporaryPgBouncer,
     TemporaryPostgres,
 )
-from factories import seed_factories
 from tests.helpers import IN_CI, missing_prerequisite
 
 BACKENDS = ("sqlite", "postgresql")

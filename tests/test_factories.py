@@ -15,18 +15,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from datalayer import Database
-from datalayer.models import (
-    EntityModel,
-    MessageModel,
-    MessageType,
-    SessionModel,
-    SessionStatus,
-    SoftDeleteModel,
-    UserModel,
-)
-from datalayer.repositories import Repository
-from datalayer.validation import validator_for
-from factories import (
+from datalayer.factories import (
     ALL_FACTORIES,
     TAGS,
     DataFactory,
@@ -40,6 +29,17 @@ from factories import (
     persist_one,
     seed_factories,
 )
+from datalayer.models import (
+    EntityModel,
+    MessageModel,
+    MessageType,
+    SessionModel,
+    SessionStatus,
+    SoftDeleteModel,
+    UserModel,
+)
+from datalayer.repositories import Repository
+from datalayer.validation import validator_for
 from tests.helpers import row_count
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -149,7 +149,7 @@ def test_message_builds_count_per_session() -> None:
 _DUMP = textwrap.dedent(
     """
     import sys
-    from factories import ALL_FACTORIES, seed_factories
+    from datalayer.factories import ALL_FACTORIES, seed_factories
 
     seed_factories(int(sys.argv[1]))
     for factory in ALL_FACTORIES:
@@ -193,7 +193,7 @@ async def test_same_seed_gives_identical_rows(db: Database) -> None:
 
 
 def test_missing_polyfactory_names_the_extra() -> None:
-    code = "import sys; sys.modules['polyfactory'] = None; import factories"
+    code = "import sys; sys.modules['polyfactory'] = None; import datalayer.factories"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode != 0
     assert "ImportError" in result.stderr

@@ -10,9 +10,9 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from datalayer.errors import InvalidDataError, translate_errors
+from datalayer.factories.base import DataFactory
 from datalayer.models import EntityModel, MessageModel
 from datalayer.repositories import Repository
-from factories.base import DataFactory
 
 __all__ = ["persist", "persist_one"]
 

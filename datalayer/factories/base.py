@@ -188,7 +188,7 @@ class DataFactory(ModelFactory[T], Generic[T]):
     """Base of the datalayer factories: seeded stream, model defaults unless the factory says.
 
     ``__parents__`` maps each required foreign key to the factory of its parent, so that
-    :func:`factories.persist` can create missing parents.
+    :func:`datalayer.factories.persist` can create missing parents.
     """
 
     __is_base_factory__ = True
