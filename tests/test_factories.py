@@ -11,10 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from polyfactory.exceptions import ConfigurationException
+from polyfactory.pytest_plugin import register_fixture
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from datalayer import Database
+from datalayer.errors import InvalidDataError
 from datalayer.factories import (
     ALL_FACTORIES,
     TAGS,
@@ -28,6 +31,7 @@ from datalayer.factories import (
     persist,
     persist_one,
     seed_factories,
+    using_session,
 )
 from datalayer.models import (
     EntityModel,
@@ -198,3 +202,74 @@ def test_missing_polyfactory_names_the_extra() -> None:
     assert result.returncode != 0
     assert "ImportError" in result.stderr
     assert "pip install 'datalayer[factories]'" in result.stderr
+
+
+# polyfactory's own API: create_async / create_batch_async / register_fixture.
+
+register_fixture(UserFactory)  # defines the fixture `user_factory` in this module
+
+
+async def test_create_async_persists_the_entity_and_its_parents(session: AsyncSession) -> None:
+    with using_session(session):
+        message = await MessageFactory.create_async()
+    owner = await session.get(SessionModel, message.session_id)
+    assert owner is not None
+    assert await session.get(UserModel, owner.user_id) is not None
+    assert await session.get(MessageModel, message.id) is not None
+    assert message.sequence_number == 1
+    assert (await row_count(session, UserModel), await row_count(session, SessionModel)) == (1, 1)
+
+
+async def test_create_batch_async_shares_one_parent_and_continues_sequences(session: AsyncSession) -> None:
+    with using_session(session):
+        sessions = await SessionFactory.create_batch_async(3)
+        owner = sessions[0]
+        first = await MessageFactory.create_batch_async(4, session_id=owner.id)
+        second = await MessageFactory.create_batch_async(2, session_id=owner.id)
+    assert len({s.user_id for s in sessions}) == 1
+    assert await row_count(session, UserModel) == 1
+    assert await row_count(session, SessionModel) == 3
+    assert [m.sequence_number for m in first + second] == [1, 2, 3, 4, 5, 6]
+    statement = select(MessageModel.sequence_number).where(col(MessageModel.session_id) == owner.id)
+    assert sorted((await session.exec(statement)).all()) == [1, 2, 3, 4, 5, 6]
+
+
+async def test_create_async_validates_through_the_repository(session: AsyncSession) -> None:
+    with using_session(session), pytest.raises(InvalidDataError) as caught:
+        await UserFactory.create_async(email="x" * 400)
+    assert caught.value.field == "email"
+    assert await row_count(session, UserModel) == 0
+
+
+async def test_create_async_without_a_unit_of_work_says_how_to_get_one() -> None:
+    with pytest.raises(ConfigurationException, match="datalayer_session"):
+        await UserFactory.create_async()
+    assert DataFactory.__async_session__ is None
+
+
+async def test_register_fixture_gives_a_factory_that_persists(
+    session: AsyncSession, user_factory: type[UserFactory]
+) -> None:
+    with using_session(session):
+        users = await user_factory.create_batch_async(2, is_active=False)
+    assert [u.is_active for u in users] == [False, False]
+    assert await row_count(session, UserModel) == 2
+
+
+async def test_create_batch_async_is_seeded_like_persist(db: Database) -> None:
+    dumps: list[list[dict[str, Any]]] = []
+    for use_polyfactory_api in (True, False):
+        seed_factories(11)
+        async with db.session() as unit:
+            with using_session(unit):
+                if use_polyfactory_api:
+                    sessions = await SessionFactory.create_batch_async(3)
+                    messages = await MessageFactory.create_batch_async(2, session_id=sessions[0].id)
+                else:
+                    sessions = await persist(unit, SessionFactory, 3)
+                    messages = await persist(unit, MessageFactory, 2, session_id=sessions[0].id)
+            dumps.append([row.model_dump() for row in [*sessions, *messages]])
+        async with db.session() as unit:
+            user_id = dumps[-1][0]["user_id"]
+            assert await Repository(UserModel, unit).delete(user_id)
+    assert dumps[0] == dumps[1]

@@ -5,6 +5,9 @@
 - ``seed_factories(seed)`` makes everything that follows reproducible across processes.
 - ``await persist(session, SessionFactory, count=3, **overrides)`` inserts through the
   repositories and creates missing parents (a session gets its user).
+- polyfactory's own ``await SessionFactory.create_async()`` / ``create_batch_async(n)`` do the
+  same in the current unit of work: the pytest plugin's (``datalayer.pytest_plugin``), or
+  the one given to ``with using_session(session):``.
 """
 
 from typing import Any
@@ -32,7 +35,7 @@ from datalayer.factories.models import (
     UserFactory,
     WorkingDirectoryArchiveFactory,
 )
-from datalayer.factories.persistence import persist, persist_one
+from datalayer.factories.persistence import persist, persist_one, using_session
 
 __all__ = [
     "ALL_FACTORIES",
@@ -56,6 +59,7 @@ __all__ = [
     "persist",
     "persist_one",
     "seed_factories",
+    "using_session",
 ]
 
 #: Every factory, parents before children (the order of ``datalayer.models.ALL_MODELS``).
