@@ -34,6 +34,10 @@ from datalayer.testing import (
 )
 from tests.helpers import IN_CI, missing_prerequisite
 
+# Loaded here too so that its ini setting (datalayer_backends, for examples/tests) is known
+# whichever folder pytest is given.
+pytest_plugins = ["datalayer.pytest_plugin"]
+
 BACKENDS = ("sqlite", "postgresql")
 THROUGH_PGBOUNCER = os.environ.get("DATALAYER_TEST_PGBOUNCER", "").lower() in ("1", "true", "yes")
 if THROUGH_PGBOUNCER:
