@@ -31,6 +31,7 @@ from datalayer.testing import (
     PostgresNotAvailable,
     TemporaryPgBouncer,
     TemporaryPostgres,
+    find_postgres_bin,
 )
 from tests.helpers import IN_CI, missing_prerequisite
 
@@ -51,6 +52,11 @@ _pg_skip_reason: list[str] = []
 def pytest_configure(config: pytest.Config) -> None:
     """Print the counts of inputs tried and faults injected (datalayer.testing.COUNTS) at the end."""
     config.pluginmanager.register(COUNTS, "datalayer-counts")
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    """Name the PostgreSQL binaries the run's servers come from (CI runs two versions)."""
+    return f"datalayer: PostgreSQL binaries from {find_postgres_bin() or 'nowhere (cases skipped)'}"
 
 
 @pytest.fixture(scope="session", autouse=True)
