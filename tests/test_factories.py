@@ -273,3 +273,34 @@ async def test_create_batch_async_is_seeded_like_persist(db: Database) -> None:
             user_id = dumps[-1][0]["user_id"]
             assert await Repository(UserModel, unit).delete(user_id)
     assert dumps[0] == dumps[1]
+
+
+_OWN_FACTORIES = textwrap.dedent(
+    """
+    import asyncio, sys
+
+    import factories  # the project's own package, not datalayer's
+    from datalayer import Database
+    from datalayer.seeding import SeedSizes, seed_database
+
+    async def main() -> None:
+        async with Database(sys.argv[1]) as db:
+            await db.create_all()
+            sizes = SeedSizes(users=2, sessions=1, tasks=0, reports=0, templates=0, mcp_servers=0)
+            counts = await seed_database(db, sizes, seed=1, show_progress=False)
+        print(factories.OWN, counts["users"], counts["sessions"])
+
+    asyncio.run(main())
+    """
+)
+
+
+def test_a_projects_own_factories_package_does_not_break_seeding(tmp_path: Path) -> None:
+    (tmp_path / "factories").mkdir()
+    (tmp_path / "factories" / "__init__.py").write_text("OWN = 'ours'\n")
+    url = f"sqlite+aiosqlite:///{tmp_path / 'seeded.db'}"
+    result = subprocess.run(
+        [sys.executable, "-c", _OWN_FACTORIES, url], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["ours", "2", "1"]
