@@ -157,10 +157,11 @@ _SQLITE_BUSY_TIMEOUT = 30.0
 
 
 async def _run_async(url: str | URL | None, revision: str | None, fn: Callable[[Config], _R]) -> _R:
-    """Return ``fn(config)`` run in a worker of ``run_sync`` with an open connection in ``config``.
+    """Return ``fn(config)`` run inside ``AsyncConnection.run_sync`` with that connection in ``config``.
 
     ``migrations/env.py`` uses a connection it finds in ``config.attributes`` as is, so Alembic
-    runs on this event loop's connection instead of starting a loop of its own.
+    runs on this event loop's connection instead of starting a loop of its own; its blocking
+    calls go through SQLAlchemy's greenlet bridge, so the loop keeps serving other tasks.
     """
     config = alembic_config(url)
     resolved: URL = config.attributes["url"]

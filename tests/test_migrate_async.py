@@ -38,7 +38,7 @@ async def test_upgrade_current_downgrade_from_async_code(empty_url: str) -> None
             ticks += 1
             await asyncio.sleep(0)
 
-    # Alembic runs in a worker thread of run_sync while this loop keeps serving other tasks.
+    # Alembic's database calls yield to this loop (run_sync's greenlet bridge): other tasks run.
     other_task = asyncio.create_task(ticker())
     try:
         await migrate.upgrade_async(empty_url)
