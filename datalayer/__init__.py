@@ -15,6 +15,7 @@ from datalayer.models import *  # noqa: F403
 from datalayer.models import __all__ as _model_names
 from datalayer.repositories import *  # noqa: F403
 from datalayer.repositories import __all__ as _repository_names
+from datalayer.tracing import instrument, uninstrument
 
 __version__ = "0.1.0"
 
@@ -29,6 +30,8 @@ __all__ = [
     "NotFoundError",
     "ReadOnlyError",
     "StaleDataError",
+    "instrument",
+    "uninstrument",
     *_model_names,
     *_repository_names,
 ]
