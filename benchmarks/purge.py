@@ -40,12 +40,12 @@ import sqlalchemy as sa  # noqa: E402
 
 from datalayer import Database  # noqa: E402
 from datalayer.errors import DataLayerError  # noqa: E402
+from datalayer.factories import MessageFactory, SessionFactory, ToolCallFactory, UserFactory, persist  # noqa: E402
 from datalayer.models import MessageModel, SessionModel, ToolCallModel  # noqa: E402
 from datalayer.purge import purge_deleted  # noqa: E402
 from datalayer.repositories import MessageRepository, SessionRepository  # noqa: E402
 from datalayer.testing import TemporaryPostgres  # noqa: E402
 from datalayer.types import utc_now  # noqa: E402
-from factories import MessageFactory, SessionFactory, ToolCallFactory, UserFactory, persist  # noqa: E402
 
 LIVE_SESSIONS = 1_000
 CHUNK = 100_000  # sessions cloned per INSERT ... SELECT

@@ -531,8 +531,8 @@ def _psql(server: TemporaryPostgres, sql: str, variables: dict[str, str] | None 
     ]  # fmt: skip
     for name, value in (variables or {}).items():
         command += ["-v", f"{name}={value}"]
-    if server._as_postgres:
-        command = ["runuser", "-u", "postgres", "--", *command]
+    if server.run_as:
+        command = ["runuser", "-u", server.run_as, "--", *command]
     # Through stdin, not -c: psql substitutes variables only in what it reads as a script.
     completed = subprocess.run(command, input=sql + "\n", capture_output=True, text=True, check=False)
     if completed.returncode != 0:

@@ -20,6 +20,7 @@ from sqlmodel import col, select
 from datalayer import Database
 from datalayer.cli import main
 from datalayer.errors import InvalidDataError
+from datalayer.factories import MessageFactory, ReportFactory, ToolCallFactory, persist
 from datalayer.models import (
     MessageModel,
     ReportModel,
@@ -31,7 +32,6 @@ from datalayer.purge import count_purgeable, parse_age, purge_deleted, table_mod
 from datalayer.repositories import MessageRepository, Repository, SessionRepository
 from datalayer.testing import COUNTS
 from datalayer.types import utc_now
-from factories import MessageFactory, ReportFactory, ToolCallFactory, persist
 from tests.helpers import make_session, make_user
 
 SECTION = "purge (tests/test_purge.py)"
