@@ -43,7 +43,7 @@ from alembic.util.exc import CommandError
 from sqlalchemy.engine import URL
 
 from datalayer.database import resolve_url
-from datalayer.errors import DataLayerError, InvalidDataError, classify
+from datalayer.errors import DataLayerError, InvalidDataError, translate_errors
 
 __all__ = [
     "MigrationsNotFoundError",
@@ -177,17 +177,11 @@ def _refuse_running_loop() -> None:
 def _translated(revision: str | None) -> Iterator[None]:
     """Re-raise Alembic and driver errors as one-line datalayer errors."""
     try:
-        yield
-    except DataLayerError:
-        raise
+        with translate_errors():
+            yield
     except (CommandError, RevisionError) as exc:
         message = _first_line(exc)
         raise InvalidDataError(message, field="revision", value=revision) from exc
-    except Exception as exc:
-        translated = classify(exc)
-        if translated is None:
-            raise
-        raise translated from exc
 
 
 def _first_line(error: BaseException) -> str:
