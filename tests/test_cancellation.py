@@ -101,6 +101,13 @@ async def idle_in_transaction(db: Database) -> int:
     return count
 
 
+def checked_out(db: Database) -> int:
+    """Return how many connections the Database's pool has handed out."""
+    pool = db.engine.pool
+    assert isinstance(pool, sa.pool.QueuePool)
+    return pool.checkedout()
+
+
 def next_writer_gets_lock(path: str) -> bool:
     """Return True if a separate writer takes SQLite's write lock (waiting at most 5 s)."""
     other = sqlite3.connect(path, timeout=5, isolation_level=None)
@@ -123,7 +130,7 @@ async def test_cancelled_units_leave_nothing_behind(db: Database, mode: str, no_
         tag = f"c{i}"
         reached: list[bool] = []
         await cancel(db, tag, i, reached)
-        assert db.engine.pool.checkedout() == 0, f"round {i}: a connection is still checked out"
+        assert checked_out(db) == 0, f"round {i}: a connection is still checked out"
         if db.backend == "sqlite":
             assert path is not None
             assert next_writer_gets_lock(path), f"round {i}: the write lock is still held"
