@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -19,12 +21,14 @@ from datalayer import Database
 from datalayer.errors import (
     DatabaseUnavailableError,
     DataLayerError,
+    InvalidDataError,
     ReadOnlyError,
     UsageError,
 )
-from datalayer.models import SessionModel, UserModel
-from datalayer.repositories import Repository
-from tests.helpers import make_user
+from datalayer.models import MAX_BIGINT, SessionModel, UserModel
+from datalayer.repositories import Repository, SessionRepository
+from datalayer.types import MONEY_MAX
+from tests.helpers import make_session, make_user
 
 
 def checked_out(db: Database) -> int:
@@ -208,3 +212,40 @@ def test_sqlite_file_in_missing_directory_is_unavailable(tmp_path: Path) -> None
                     await Repository(UserModel, s).count()
 
     asyncio.run(main())
+
+
+# -- item 9: money and counter limits, the same on both backends -----------------------------
+
+
+async def test_money_limit_is_the_same_on_both_backends(db: Database) -> None:
+    async with db.session() as s:
+        user = await make_user(s)
+        sessions = SessionRepository(s)
+        at_limit = await sessions.create(user_id=user.id, total_cost_usd=MONEY_MAX)
+        with pytest.raises(InvalidDataError) as caught:
+            await sessions.create(user_id=user.id, total_cost_usd=Decimal("99999999999.999999999"))
+        assert caught.value.field == "total_cost_usd"
+    async with db.session(read_only=True) as s:
+        stored = await SessionRepository(s).get(at_limit.id)
+    assert stored.total_cost_usd == MONEY_MAX
+
+
+async def test_add_usage_past_a_limit_names_the_field_and_changes_nothing(db: Database) -> None:
+    async with db.session() as s:
+        chat = await make_session(s, total_messages=MAX_BIGINT - 1, total_cost_usd=MONEY_MAX - 1)
+    cases: list[tuple[str, dict[str, Any]]] = [
+        ("total_messages", {"total_messages": 2}),
+        ("total_cost_usd", {"total_cost_usd": Decimal(2)}),
+    ]
+    for field, deltas in cases:
+        with pytest.raises(InvalidDataError) as caught:
+            async with db.session() as s:
+                await SessionRepository(s).add_usage(chat.id, **deltas)
+        assert caught.value.field == field
+    async with db.session() as s:
+        assert await SessionRepository(s).add_usage(chat.id, total_messages=1, total_cost_usd=1)
+    async with db.session(read_only=True) as s:
+        stored = await SessionRepository(s).get(chat.id)
+    assert stored.total_messages == MAX_BIGINT
+    assert type(stored.total_messages) is int
+    assert stored.total_cost_usd == MONEY_MAX
