@@ -34,6 +34,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import NoReturn
 
+from asyncpg import exceptions as pg_exc  # type: ignore[import-untyped]  # asyncpg ships no type information
 from sqlalchemy import exc as sa_exc
 
 __all__ = [
@@ -223,6 +224,10 @@ def classify(error: BaseException) -> DataLayerError | None:
         if isinstance(error, (sa_exc.OperationalError, sa_exc.InterfaceError)):
             return DatabaseUnavailableError(message)
         return DataLayerError(message)
+    if isinstance(error, pg_exc.InterfaceError):
+        # Raised by asyncpg outside SQLAlchemy's wrapping (a stream's cursor fetch after the
+        # server dropped the connection); SQLAlchemy maps the same class to InterfaceError.
+        return DatabaseUnavailableError(f"connection lost: {message}")
     if isinstance(error, sa_exc.TimeoutError):
         return DatabaseUnavailableError(f"no pooled connection free in time: {message}")
     if isinstance(error, sa_exc.StatementError):
