@@ -10,6 +10,7 @@ from datalayer.errors import (
     NotFoundError,
     ReadOnlyError,
     StaleDataError,
+    UsageError,
 )
 from datalayer.models import *  # noqa: F403
 from datalayer.models import __all__ as _model_names
@@ -29,6 +30,7 @@ __all__ = [
     "NotFoundError",
     "ReadOnlyError",
     "StaleDataError",
+    "UsageError",
     *_model_names,
     *_repository_names,
 ]
