@@ -16,6 +16,7 @@ from datalayer.models import *  # noqa: F403
 from datalayer.models import __all__ as _model_names
 from datalayer.repositories import *  # noqa: F403
 from datalayer.repositories import __all__ as _repository_names
+from datalayer.tracing import instrument, uninstrument
 
 __version__ = "0.1.0"
 
@@ -31,6 +32,8 @@ __all__ = [
     "ReadOnlyError",
     "StaleDataError",
     "UsageError",
+    "instrument",
+    "uninstrument",
     *_model_names,
     *_repository_names,
 ]

@@ -29,10 +29,17 @@ from datalayer.errors import (
     InvalidDataError,
     ReadOnlyError,
     UsageError,
+    classify,
     raise_translated,
     translate_errors,
 )
 from datalayer.models import metadata
+from datalayer.observability import (
+    DEFAULT_SLOW_QUERY_SECONDS,
+    check_slow_query_seconds,
+    log_failed_unit,
+    watch_slow_queries,
+)
 
 __all__ = [
     "DEFAULT_COMMAND_TIMEOUT",
@@ -101,6 +108,7 @@ class Settings:
     pool_pre_ping: bool = False
     statement_timeout: float | None = None
     command_timeout: float | None = DEFAULT_COMMAND_TIMEOUT
+    slow_query_seconds: float | None = DEFAULT_SLOW_QUERY_SECONDS
     #: Passed on to :func:`sqlalchemy.ext.asyncio.create_async_engine`.
     engine_options: Mapping[str, object] = field(default_factory=dict)
 
@@ -128,6 +136,9 @@ class Database:
     - ``replica_url``: a read replica; ``session(read_only=True)`` units of work go there.
       Read-only units refuse writes on every backend (``ReadOnlyError``), so code that
       works against one database keeps working when a replica is added.
+    - ``slow_query_seconds``: statements taking at least this long are logged as WARNING on
+      the ``datalayer.sql.slow`` logger, without their parameters (``None`` turns it off);
+      see ``datalayer.observability``.
     - any other keyword goes to :func:`sqlalchemy.ext.asyncio.create_async_engine`.
 
     On SQLite every connection gets ``foreign_keys=ON``, WAL journaling for files and a
@@ -153,9 +164,11 @@ class Database:
         replica_url: str | URL | None = None,
         statement_timeout: float | None = None,
         command_timeout: float | None = DEFAULT_COMMAND_TIMEOUT,
+        slow_query_seconds: float | None = DEFAULT_SLOW_QUERY_SECONDS,
         **engine_options: object,
     ) -> None:
         self.url = resolve_url(url)
+        slow = check_slow_query_seconds(slow_query_seconds)
         if pgbouncer is None:
             pgbouncer = os.environ.get(PGBOUNCER_ENV_VAR, "").strip().lower() in ("1", "true", "yes", "on")
         if pgbouncer and statement_timeout is not None:
@@ -180,6 +193,7 @@ class Database:
             pool_pre_ping=pool_pre_ping,
             statement_timeout=statement_timeout,
             command_timeout=command_timeout,
+            slow_query_seconds=slow,
             engine_options=dict(engine_options),
         )
         # SQLite connections being closed after a failure, until their ROLLBACK has run.
@@ -187,6 +201,9 @@ class Database:
         self.engine = self._make_engine(self.url)
         self.replica_url = resolve_url(replica_url) if replica_url is not None else None
         self.replica_engine = self._make_engine(self.replica_url) if self.replica_url else None
+        watch_slow_queries(self.engine, role="primary", threshold=slow)
+        if self.replica_engine is not None:
+            watch_slow_queries(self.replica_engine, role="replica", threshold=slow)
         self._sessions = async_sessionmaker(
             self.engine, class_=AsyncSession, sync_session_class=_UnitSession, expire_on_commit=False
         )
@@ -292,9 +309,12 @@ class Database:
                 await _to_completion(_commit(session))
             except BaseException as exc:
                 await _to_completion(self._discard(session))
-                if isinstance(exc, Exception):
-                    raise_translated(exc)
-                raise
+                translated = classify(exc) if isinstance(exc, Exception) else None
+                if translated is not None and translated is not exc:
+                    log_failed_unit(translated, backend=self.backend, read_only=read_only, cause=exc)
+                else:
+                    log_failed_unit(exc, backend=self.backend, read_only=read_only)
+                raise_translated(exc)
             else:
                 await _to_completion(session.close())
             finally:
