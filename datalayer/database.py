@@ -519,7 +519,7 @@ def _configure_sqlite(engine: AsyncEngine, url: URL, closing: set[asyncio.Future
         if info.get(_QUERY_ONLY) != read_only:
             # The database itself refuses writes in read-only units, raw SQL included;
             # switched back by the next write unit on this connection.
-            conn.exec_driver_sql(f"PRAGMA query_only={'ON' if read_only else 'OFF'}")
+            conn.exec_driver_sql("PRAGMA query_only=ON" if read_only else "PRAGMA query_only=OFF")
             info[_QUERY_ONLY] = read_only
         # A writer must hold the lock from the start: a deferred transaction that reads
         # and then writes fails with SQLITE_BUSY instead of waiting.

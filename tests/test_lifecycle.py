@@ -204,14 +204,11 @@ async def test_missing_database_and_unknown_role_are_unavailable(postgres_url: s
             assert caught.value.__cause__ is not None
 
 
-def test_sqlite_file_in_missing_directory_is_unavailable(tmp_path: Path) -> None:
-    async def main() -> None:
-        async with Database(f"sqlite+aiosqlite:///{tmp_path / 'missing' / 'x.db'}") as db:
-            with pytest.raises(DatabaseUnavailableError):
-                async with db.session() as s:
-                    await Repository(UserModel, s).count()
-
-    asyncio.run(main())
+async def test_sqlite_file_in_missing_directory_is_unavailable(tmp_path: Path) -> None:
+    async with Database(f"sqlite+aiosqlite:///{tmp_path / 'missing' / 'x.db'}") as db:
+        with pytest.raises(DatabaseUnavailableError):
+            async with db.session() as s:
+                await Repository(UserModel, s).count()
 
 
 # -- item 9: money and counter limits, the same on both backends -----------------------------
