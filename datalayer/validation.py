@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from functools import cache
 from typing import Annotated, Any, Generic, TypeVar, cast, get_args
 from uuid import UUID
 
@@ -123,7 +122,12 @@ class ModelValidator(Generic[ModelT]):
         check_row(row)  # JSON contents, surrogates, non-finite floats, 64-bit ints (datalayer.sanitize)
 
 
-@cache
+_VALIDATORS: dict[type[SQLModel], ModelValidator[Any]] = {}
+
+
 def validator_for(model: type[ModelT]) -> ModelValidator[ModelT]:
     """Return the (cached) validator of a table model."""
-    return ModelValidator(model)
+    validator = _VALIDATORS.get(model)
+    if validator is None:
+        validator = _VALIDATORS.setdefault(model, ModelValidator(model))
+    return validator

@@ -1,40 +1,34 @@
 """The ``session_templates`` table."""
 
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 from uuid import UUID
 
 import sqlalchemy as sa
 from sqlmodel import Field
 
-from datalayer.models.base import MAX_BIGINT, SoftDeleteModel
+from datalayer.models.base import MAX_BIGINT, SoftDeleteModel, partial_index
 from datalayer.types import JSONDict, StringList
 
 __all__ = ["SessionTemplateModel"]
-
-_LIVE = sa.text("deleted_at IS NULL")
 
 
 class SessionTemplateModel(SoftDeleteModel, table=True):
     """A reusable session configuration, private, public or shared with the organization."""
 
-    __tablename__ = "session_templates"
+    __tablename__: ClassVar[Any] = "session_templates"
     __table_args__ = (
         sa.Index("ix_session_templates_tags", "tags", postgresql_using="gin"),
-        sa.Index(
+        partial_index(
             "ix_session_templates_usage_live",
             "usage_count",
             "id",
-            postgresql_where=_LIVE,
-            sqlite_where=_LIVE,
         ),
-        sa.Index(
+        partial_index(
             "ix_session_templates_user_created_live",
             "user_id",
             "created_at",
             "id",
-            postgresql_where=_LIVE,
-            sqlite_where=_LIVE,
         ),
         sa.Index("ix_session_templates_created_at_id", "created_at", "id"),
     )

@@ -7,22 +7,21 @@ from uuid import UUID
 
 import sqlalchemy as sa
 from sqlmodel import col
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from datalayer.models import SessionTemplateModel
 from datalayer.repositories import params
-from datalayer.repositories.base import DEFAULT_LIMIT, SoftDeleteRepository, check_page
+from datalayer.repositories.base import DEFAULT_LIMIT
+from datalayer.repositories.writes import SessionTemplateRepositoryBase
 from datalayer.sql import array_overlap
 from datalayer.types import utc_now
 
 __all__ = ["SessionTemplateRepository"]
 
 
-class SessionTemplateRepository(SoftDeleteRepository[SessionTemplateModel]):
+class SessionTemplateRepository(SessionTemplateRepositoryBase):
     """Session templates: tag search with visibility rules, usage counting."""
 
-    def __init__(self, session: AsyncSession) -> None:
-        super().__init__(SessionTemplateModel, session)
+    model_type = SessionTemplateModel
 
     async def search_by_tags(
         self,
@@ -36,27 +35,23 @@ class SessionTemplateRepository(SoftDeleteRepository[SessionTemplateModel]):
         With ``user_id``, only templates that user may see: their own, public ones and
         organization-shared ones. Without it, every template (as in the reference).
         """
-        check_page(skip, limit)
-        wanted = params.text_list("tags", tags)
-        statement = self._select().where(array_overlap(SessionTemplateModel.tags, wanted))
+        criteria: list[sa.ColumnElement[bool]] = [
+            array_overlap(SessionTemplateModel.tags, params.text_list("tags", tags))
+        ]
         if user_id is not None:
             owner = params.identifier("user_id", user_id)
-            statement = statement.where(
+            criteria.append(
                 sa.or_(
                     col(SessionTemplateModel.user_id) == owner,
                     col(SessionTemplateModel.is_public).is_(True),
                     col(SessionTemplateModel.is_organization_shared).is_(True),
                 )
             )
-        statement = (
-            statement.order_by(col(SessionTemplateModel.usage_count).desc(), *self._newest_first())
-            .offset(skip)
-            .limit(limit)
-        )
-        return await self._all(statement)
+        order = [col(SessionTemplateModel.usage_count).desc(), *self._newest_first()]
+        return await self._page(*criteria, order_by=order, skip=skip, limit=limit)
 
     async def update_usage_stats(self, template_id: UUID) -> bool:
-        """Count one use of the template atomically (no commit); return False if it is missing.
+        """Count one use of the template atomically (no commit); False if it is missing or soft-deleted.
 
         One ``UPDATE ... SET usage_count = usage_count + 1, last_used_at = now``, so
         concurrent units of work never lose an increment.
