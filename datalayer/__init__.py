@@ -1,5 +1,6 @@
 """datalayer: a typed, async data-access layer on SQLModel for SQLite and PostgreSQL."""
 
+from datalayer import models, repositories
 from datalayer.database import DEFAULT_DATABASE_URL, Database
 from datalayer.errors import (
     ConflictError,
@@ -12,9 +13,7 @@ from datalayer.errors import (
     StaleDataError,
 )
 from datalayer.models import *  # noqa: F403
-from datalayer.models import __all__ as _model_names
 from datalayer.repositories import *  # noqa: F403
-from datalayer.repositories import __all__ as _repository_names
 
 __version__ = "0.1.0"
 
@@ -29,6 +28,6 @@ __all__ = [
     "NotFoundError",
     "ReadOnlyError",
     "StaleDataError",
-    *_model_names,
-    *_repository_names,
 ]
+__all__ += models.__all__
+__all__ += repositories.__all__
