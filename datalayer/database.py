@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 from types import TracebackType
 from typing import Any
@@ -173,7 +173,7 @@ class Database:
         return engine
 
     @asynccontextmanager
-    async def session(self, *, read_only: bool = False) -> AsyncIterator[AsyncSession]:
+    async def session(self, *, read_only: bool = False) -> AsyncGenerator[AsyncSession]:
         """Yield a unit of work: committed on success, rolled back on any exception, always closed.
 
         ``read_only=True`` sends it to the replica when one is configured (and takes no

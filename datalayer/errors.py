@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Generator
 from contextlib import contextmanager
 
 from sqlalchemy import exc as sa_exc
@@ -198,7 +198,7 @@ def _first_line(error: BaseException) -> str:
 
 
 @contextmanager
-def translate_errors() -> Iterator[None]:
+def translate_errors() -> Generator[None]:
     """Re-raise driver and SQLAlchemy errors as datalayer errors, chaining the original."""
     try:
         yield

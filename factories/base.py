@@ -197,6 +197,11 @@ class DataFactory(ModelFactory[T], Generic[T]):
     __faker__ = FAKER
     __parents__: ClassVar[dict[str, type[DataFactory[Any]]]] = {}
 
+    @classmethod
+    def model_class(cls) -> type[T]:
+        """Return the model this factory builds (``__model__``, typed for callers)."""
+        return cls.__model__
+
     created_at = Use(past_time)
 
     @classmethod

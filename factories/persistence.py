@@ -37,12 +37,12 @@ async def persist(
         if field not in values:
             (parent,) = await persist(session, parent_factory, 1)
             values[field] = parent.id
-    if factory.__model__ is MessageModel and "sequence_number" not in values:
+    if factory.model_class() is MessageModel and "sequence_number" not in values:
         start = await _last_sequence_number(session, values["session_id"])
         rows = [factory.process_kwargs(**values, sequence_number=start + n) for n in range(1, count + 1)]
     else:
         rows = factory.rows(count, **values)
-    return await Repository(factory.__model__, session).create_many(rows)
+    return await Repository(factory.model_class(), session).create_many(rows)
 
 
 async def persist_one(session: AsyncSession, factory: type[DataFactory[T]], **overrides: Any) -> T:
