@@ -9,8 +9,9 @@
   ``create``/``update``/``upsert`` (and ``update_if_version`` on versioned tables) typed by
   those dicts, so that type checkers report a misspelled field or a wrong value at the call.
 
-Both list exactly the fields the run-time validator accepts; ``tests/test_typegen.py``
-fails when a model changed and the modules were not regenerated.
+Both list exactly the fields the run-time validator accepts; ``tests/test_typed_surface.py``
+fails when a model changed and the modules were not regenerated. Output is laid out by
+``ruff format`` (a dev dependency), so the files pass the project's checks as written.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from pathlib import Path
 from typing import Union, get_args, get_origin
 from uuid import UUID
 
-from datalayer.models import ALL_MODELS, EntityModel, SoftDeleteModel
+from datalayer.models import ALL_MODELS, EntityModel, MessageModel, SoftDeleteModel
 from datalayer.validation import IMMUTABLE_FIELDS
 
 __all__ = ["INPUTS_PATH", "WRITES_PATH", "main", "render_inputs", "render_writes"]
@@ -54,8 +55,6 @@ class _Extra:
 
 
 def _extras() -> tuple[_Extra, ...]:
-    from datalayer.models import MessageModel
-
     return (
         _Extra(
             "AppendedMessage",
@@ -119,15 +118,11 @@ def _typed_dict(name: str, doc: str, fields: list[tuple[str, str, bool]], *, all
 
 def _literal_alias(enum: type[Enum]) -> str:
     values = ", ".join(f'"{member.value}"' for member in enum)
-    alias, literal = f"{_enum_alias(enum)}: TypeAlias", f"Literal[{values}]"
-    one_line = f"{alias} = {enum.__name__} | {literal}"
-    if len(one_line) <= 110:
-        return one_line + "\n"
-    return f"{alias} = (\n    {enum.__name__}\n    | {literal}\n)\n"  # as ruff formats it
+    return f"{_enum_alias(enum)}: TypeAlias = {enum.__name__} | Literal[{values}]\n"
 
 
 def render_inputs() -> str:
-    """Return the source of ``datalayer/models/inputs.py``."""
+    """Return the source of ``datalayer/models/inputs.py`` (before ``ruff format``)."""
     enums: dict[str, type[Enum]] = {}
     classes: list[str] = []
     names: list[str] = []
@@ -172,7 +167,7 @@ def render_inputs() -> str:
 
 
 def render_writes() -> str:
-    """Return the source of ``datalayer/repositories/writes.py``."""
+    """Return the source of ``datalayer/repositories/writes.py`` (before ``ruff format``)."""
     models = sorted(ALL_MODELS, key=lambda m: m.__name__)
     classes: list[str] = []
     inputs: list[str] = []
