@@ -69,7 +69,7 @@ class json_contains(FunctionElement[bool]):  # lower case, like sqlalchemy.func
     inherit_cache = True
     name = "json_contains"
 
-    def __init__(self, column: Any, needle: Mapping[str, Any]) -> None:
+    def __init__(self, column: Any, needle: Mapping[str, object]) -> None:
         value = _check_needle(needle)
         super().__init__(column, sa.bindparam(None, value, type_=JSONDict()))
 

@@ -405,7 +405,7 @@ class BaseRepository(Generic[ModelT]):
                 return
             last = batch[-1]
 
-    def _decode_cursor(self, keys: Sequence[SortKey], cursor: str) -> list[Any]:
+    def _decode_cursor(self, keys: Sequence[SortKey], cursor: str) -> list[object]:
         """Return the sort values a cursor holds; InvalidDataError if it is not one of ours."""
         values = decode_cursor(keys, cursor)
         try:

@@ -37,7 +37,7 @@ class SortKey:
     descending: bool
 
 
-def sort_keys(model: type[EntityModel], order_by: Sequence[Any] | None) -> tuple[SortKey, ...]:
+def sort_keys(model: type[EntityModel], order_by: Sequence[object] | None) -> tuple[SortKey, ...]:
     """Return the keyset sort keys of an ORDER BY, the primary key appended as tie-breaker."""
     columns = sa.inspect(model).columns
     if not order_by:
@@ -66,7 +66,7 @@ def sort_keys(model: type[EntityModel], order_by: Sequence[Any] | None) -> tuple
     return tuple(keys)
 
 
-def after(keys: Sequence[SortKey], values: Sequence[Any]) -> ColumnElement[bool]:
+def after(keys: Sequence[SortKey], values: Sequence[object]) -> ColumnElement[bool]:
     """Return the condition selecting rows that sort after ``values``."""
     binds = [sa.literal(value, key.column.type) for key, value in zip(keys, values, strict=True)]
     if all(k.descending == keys[0].descending for k in keys):
@@ -81,7 +81,7 @@ def after(keys: Sequence[SortKey], values: Sequence[Any]) -> ColumnElement[bool]
     return sa.or_(*alternatives)
 
 
-def decode_cursor(keys: Sequence[SortKey], cursor: str) -> list[Any]:
+def decode_cursor(keys: Sequence[SortKey], cursor: str) -> list[object]:
     """Return the values a cursor of this ordering holds; InvalidDataError if it is not one."""
     try:
         if not _is_text(cursor) or len(cursor) > 4096:  # from a query string: maybe not a str
