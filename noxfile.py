@@ -1,4 +1,4 @@
-"""nox sessions: ``tests`` (both backends, mypy included), ``typecheck``, ``lint``, ``bench``."""
+"""nox sessions: ``tests`` (both backends, mypy included), ``typecheck``, ``lint``, ``bench``, ``docs``."""
 
 import nox
 
@@ -34,3 +34,10 @@ def bench(session: nox.Session) -> None:
     """Run the side-by-side benchmark on SQLite and PostgreSQL."""
     session.install("-e", ".[dev,bench]")
     session.run("python", "benchmarks/run.py", *session.posargs)
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Build the API reference (mkdocs + mkdocstrings) with warnings as errors."""
+    session.install("-e", ".[docs]")
+    session.run("mkdocs", "build", "--strict", *session.posargs)

@@ -14,6 +14,7 @@ from datalayer.errors import (
 )
 from datalayer.models import *  # noqa: F403
 from datalayer.repositories import *  # noqa: F403
+from datalayer.tracing import instrument, uninstrument
 
 __version__ = "0.1.0"
 
@@ -28,6 +29,8 @@ __all__ = [
     "NotFoundError",
     "ReadOnlyError",
     "StaleDataError",
+    "instrument",
+    "uninstrument",
 ]
 __all__ += models.__all__
 __all__ += repositories.__all__

@@ -128,6 +128,11 @@ def _sqlite_code(error: BaseException | None) -> int | None:
     return None
 
 
+#: The same, for the modules that report driver errors (observability, tracing).
+sqlstate = _sqlstate
+sqlite_code = _sqlite_code
+
+
 def classify(error: BaseException) -> DataLayerError | None:
     """Return the datalayer error for a SQLAlchemy/driver exception, or None if unknown."""
     if isinstance(error, DataLayerError):
