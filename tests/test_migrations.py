@@ -109,7 +109,7 @@ def model_foreign_keys(table: str) -> set[tuple[str, str, str]]:
 async def test_upgrade_head_gives_exactly_the_models_schema(db: Database, empty_url: str) -> None:
     await asyncio.to_thread(migrate.upgrade, empty_url)
 
-    assert await asyncio.to_thread(migrate.current, empty_url) == migrate.head() == "0001"
+    assert await asyncio.to_thread(migrate.current, empty_url) == migrate.head() == "0002"
     assert await asyncio.to_thread(migrate.differences, empty_url) == []
     migrated = await inspect_schema(empty_url)
     # The same description as the schema that metadata.create_all built for the other tests.
@@ -192,7 +192,7 @@ async def test_downgrade_base_removes_everything_and_upgrade_works_again(empty_u
 
     await asyncio.to_thread(migrate.upgrade, empty_url)
     assert await asyncio.to_thread(migrate.differences, empty_url) == []
-    assert await asyncio.to_thread(migrate.current, empty_url) == "0001"
+    assert await asyncio.to_thread(migrate.current, empty_url) == "0002"
 
 
 async def test_unknown_revision_is_invalid_data_in_one_line(empty_url: str) -> None:
@@ -206,7 +206,7 @@ async def test_unknown_revision_is_invalid_data_in_one_line(empty_url: str) -> N
     await asyncio.to_thread(migrate.upgrade, empty_url)
     with pytest.raises(InvalidDataError):
         await asyncio.to_thread(migrate.downgrade, empty_url, "no-such-revision")
-    assert await asyncio.to_thread(migrate.current, empty_url) == "0001"
+    assert await asyncio.to_thread(migrate.current, empty_url) == "0002"
 
 
 async def test_unreachable_database_is_unavailable_in_one_line(backend: str, tmp_path: Path) -> None:

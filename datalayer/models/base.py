@@ -39,14 +39,19 @@ metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
 
 
 def partial_index(
-    name: str, *columns: str | sa.TextClause, where: str = LIVE_ROWS, unique: bool = False
+    name: str,
+    *columns: str | sa.TextClause,
+    where: str = LIVE_ROWS,
+    sqlite_where: str | None = None,
+    unique: bool = False,
 ) -> sa.Index:
-    """Return an index over the rows matching ``where`` (the same SQL condition on both backends).
+    """Return an index over the rows matching ``where`` (on SQLite ``sqlite_where`` if given).
 
-    ``where`` is our own constant SQL, never user input.
+    The conditions are our own constant SQL, never user input.
     """
     condition = sa.text(where)
-    return sa.Index(name, *columns, unique=unique, postgresql_where=condition, sqlite_where=condition)
+    lite = condition if sqlite_where is None else sa.text(sqlite_where)
+    return sa.Index(name, *columns, unique=unique, postgresql_where=condition, sqlite_where=lite)
 
 
 class EntityModel(SQLModel, registry=registry(metadata=metadata)):

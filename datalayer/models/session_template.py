@@ -19,17 +19,21 @@ class SessionTemplateModel(SoftDeleteModel, table=True):
     __tablename__: ClassVar[Any] = "session_templates"
     __table_args__ = (
         sa.Index("ix_session_templates_tags", "tags", postgresql_using="gin"),
+        # search_by_tags orders by (usage_count, created_at, id) DESC: each of its branches
+        # walks one of these backwards and stops after a page (flat in table size).
+        partial_index("ix_session_templates_usage_created_live", "usage_count", "created_at", "id"),
+        partial_index("ix_session_templates_user_usage_live", "user_id", "usage_count", "created_at", "id"),
+        # Written as each dialect renders ``is_public OR is_organization_shared`` in a query: a
+        # partial index is only used when its predicate is found in the query's WHERE.
         partial_index(
-            "ix_session_templates_usage_live",
+            "ix_session_templates_shared_usage_live",
             "usage_count",
-            "id",
-        ),
-        partial_index(
-            "ix_session_templates_user_created_live",
-            "user_id",
             "created_at",
             "id",
+            where="(is_public OR is_organization_shared) AND deleted_at IS NULL",
+            sqlite_where="(is_public = 1 OR is_organization_shared = 1) AND deleted_at IS NULL",
         ),
+        partial_index("ix_session_templates_user_created_live", "user_id", "created_at", "id"),
         sa.Index("ix_session_templates_created_at_id", "created_at", "id"),
     )
 
