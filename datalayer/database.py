@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 from collections.abc import AsyncGenerator
@@ -13,7 +14,7 @@ from uuid import uuid4
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import ORMExecuteState
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlmodel import Session
@@ -213,6 +214,22 @@ class Database:
                 await _rollback_quietly(session)
                 log_failed_unit(exc, backend=self.backend, read_only=read_only)
                 raise
+
+    def bound_to(self, connection: AsyncConnection) -> Database:
+        """Return a Database whose units of work join ``connection``'s transaction (for tests).
+
+        SQLAlchemy's "join an external transaction" recipe: each unit runs in a SAVEPOINT
+        (``join_transaction_mode="create_savepoint"``), so its commit releases the savepoint
+        and its rollback undoes only its own work; whoever owns ``connection`` rolls back
+        everything at the end. The engine is shared with this Database, which keeps it.
+        """
+        joined = copy.copy(self)
+        options: dict[str, Any] = {"expire_on_commit": False, "join_transaction_mode": "create_savepoint"}
+        joined._sessions = async_sessionmaker(connection, class_=AsyncSession, **options)
+        joined._read_sessions = async_sessionmaker(
+            connection, class_=AsyncSession, sync_session_class=_ReadOnlySyncSession, **options
+        )
+        return joined
 
     async def session_dependency(self) -> AsyncGenerator[AsyncSession, None]:
         """Yield a unit of work; usable as a FastAPI dependency (``Depends(db.session_dependency)``)."""

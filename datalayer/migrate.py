@@ -7,10 +7,10 @@ autogenerate finds no difference on either)::
 
     .venv/bin/python -m datalayer.migrate regenerate
 
-These functions are synchronous: ``migrations/env.py`` runs its own event loop with
-``asyncio.run``. From async code call them in a worker thread::
-
-    await asyncio.to_thread(upgrade, url)
+``upgrade``, ``downgrade`` and ``current`` are synchronous: ``migrations/env.py`` runs its own
+event loop with ``asyncio.run``. From async code (a service's startup, an async test fixture)
+use ``await upgrade_async(url)``, ``downgrade_async`` and ``current_async``: they run Alembic
+on an async connection of the caller's event loop (``AsyncConnection.run_sync``).
 
 Expected failures raise :mod:`datalayer.errors` types with a one-line message: an unknown
 revision is an ``InvalidDataError`` (``field="revision"``), a database that cannot be reached
@@ -27,10 +27,10 @@ from __future__ import annotations
 import asyncio
 import sys
 import warnings
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.autogenerate import compare_metadata
@@ -40,20 +40,25 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.script.revision import RevisionError
 from alembic.util.exc import CommandError
-from sqlalchemy.engine import URL
+from sqlalchemy.engine import URL, Connection
+from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
+from sqlalchemy.pool import NullPool
 
 from datalayer.database import resolve_url
-from datalayer.errors import DataLayerError, InvalidDataError, classify
+from datalayer.errors import DatabaseUnavailableError, DataLayerError, InvalidDataError, classify
 
 __all__ = [
     "MigrationsNotFoundError",
     "alembic_config",
     "current",
+    "current_async",
     "differences",
     "downgrade",
+    "downgrade_async",
     "head",
     "migrations_dir",
     "upgrade",
+    "upgrade_async",
 ]
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
@@ -123,6 +128,73 @@ def current(url: str | URL | None = None) -> str | None:
     return ",".join(sorted(found)) or None
 
 
+async def upgrade_async(url: str | URL | None = None, revision: str = "head") -> None:
+    """Upgrade the database to ``revision`` from async code, on the running event loop; returns None."""
+    await _run_async(url, revision, lambda config: command.upgrade(config, revision))
+
+
+async def downgrade_async(url: str | URL | None = None, revision: str = "base") -> None:
+    """Downgrade the database to ``revision`` from async code, on the running event loop; returns None."""
+    await _run_async(url, revision, lambda config: command.downgrade(config, revision))
+
+
+async def current_async(url: str | URL | None = None) -> str | None:
+    """Return the database's current revision id (None when never migrated), from async code."""
+    if _missing_sqlite_file(alembic_config(url).attributes["url"]):
+        return None
+
+    def heads(config: Config) -> str | None:
+        found = MigrationContext.configure(config.attributes["connection"]).get_current_heads()
+        return ",".join(sorted(found)) or None
+
+    return await _run_async(url, None, heads)
+
+
+_R = TypeVar("_R")
+#: Seconds to wait for a PostgreSQL server, or for a SQLite writer's lock (as migrations/env.py).
+_CONNECT_TIMEOUT = 10.0
+_SQLITE_BUSY_TIMEOUT = 30.0
+
+
+async def _run_async(url: str | URL | None, revision: str | None, fn: Callable[[Config], _R]) -> _R:
+    """Return ``fn(config)`` run inside ``AsyncConnection.run_sync`` with that connection in ``config``.
+
+    ``migrations/env.py`` uses a connection it finds in ``config.attributes`` as is, so Alembic
+    runs on this event loop's connection instead of starting a loop of its own; its blocking
+    calls go through SQLAlchemy's greenlet bridge, so the loop keeps serving other tasks.
+    """
+    config = alembic_config(url)
+    resolved: URL = config.attributes["url"]
+    timeout = _CONNECT_TIMEOUT if resolved.get_backend_name() == "postgresql" else _SQLITE_BUSY_TIMEOUT
+    engine = create_async_engine(resolved, poolclass=NullPool, connect_args={"timeout": timeout})
+
+    def with_connection(connection: Connection) -> _R:
+        config.attributes["connection"] = connection
+        return fn(config)
+
+    try:
+        with _translated(revision):
+            connection = await _connect(engine.connect(), resolved)
+            try:
+                return await connection.run_sync(with_connection)
+            finally:
+                await connection.close()
+    finally:
+        await engine.dispose()
+
+
+async def _connect(connection: AsyncConnection, url: URL) -> AsyncConnection:
+    """Return the started connection, or raise ``DatabaseUnavailableError`` saying why it failed."""
+    try:
+        return await connection.start()
+    except Exception as exc:
+        detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+        shown = url.render_as_string(hide_password=True)
+        raise DatabaseUnavailableError(
+            f"cannot connect to {shown}: {detail[0] if detail else type(exc).__name__}"
+        ) from exc
+
+
 def head() -> str | None:
     """Return the newest revision id of the scripts (what ``upgrade()`` goes to)."""
     with _translated(None):
@@ -168,8 +240,8 @@ def _refuse_running_loop() -> None:
     except RuntimeError:
         return
     raise RuntimeError(
-        "datalayer.migrate runs its own event loop; from async code use "
-        "`await asyncio.to_thread(upgrade, url)`"
+        "datalayer.migrate.upgrade/downgrade/current run their own event loop; from async code use "
+        "`await upgrade_async(url)` (downgrade_async, current_async) or `asyncio.to_thread`"
     )
 
 

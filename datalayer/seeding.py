@@ -78,8 +78,8 @@ async def seed_database(
     (one ``create_many`` per table and batch, committed per batch). The progress bar goes to
     ``console`` (rich's default console when None).
     """
-    import factories as f
-    from factories.base import RNG, later
+    import datalayer.factories as f
+    from datalayer.factories.base import RNG, later
 
     f.seed_factories(seed)
     counts = {table_name(model): 0 for model in ALL_MODELS}
