@@ -141,6 +141,12 @@ if TYPE_CHECKING:
         MAX_LIMIT as MAX_LIMIT,
     )
     from datalayer.repositories import (
+        BaseRepository as BaseRepository,
+    )
+    from datalayer.repositories import (
+        BaseSoftDeleteRepository as BaseSoftDeleteRepository,
+    )
+    from datalayer.repositories import (
         ExecutionStats as ExecutionStats,
     )
     from datalayer.repositories import (
@@ -255,6 +261,8 @@ _MODULES: dict[str, tuple[str, ...]] = {
         "metadata",
     ),
     "datalayer.repositories": (
+        "BaseRepository",
+        "BaseSoftDeleteRepository",
         "DEFAULT_LIMIT",
         "ExecutionStats",
         "Filter",
@@ -291,6 +299,8 @@ __all__ = [
     "MAX_BIGINT",
     "MAX_LIMIT",
     "ArchiveStatus",
+    "BaseRepository",
+    "BaseSoftDeleteRepository",
     "ConflictError",
     "ConstraintViolationError",
     "DataLayerError",

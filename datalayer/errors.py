@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Generator
 from contextlib import contextmanager
 from typing import NoReturn
 
@@ -184,6 +184,11 @@ def _sqlite_code(error: BaseException | None) -> int | None:
     return None
 
 
+#: The same, for the modules that report driver errors (observability, tracing).
+sqlstate = _sqlstate
+sqlite_code = _sqlite_code
+
+
 def classify(error: BaseException) -> DataLayerError | None:
     """Return the datalayer error for a SQLAlchemy/driver exception, or None if unknown."""
     if isinstance(error, DataLayerError):
@@ -274,7 +279,7 @@ def raise_translated(error: BaseException) -> NoReturn:
 
 
 @contextmanager
-def translate_errors() -> Iterator[None]:
+def translate_errors() -> Generator[None]:
     """Re-raise driver and SQLAlchemy errors as datalayer errors, chaining the original."""
     try:
         yield

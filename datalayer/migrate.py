@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -246,7 +246,7 @@ def _refuse_running_loop() -> None:
 
 
 @contextmanager
-def _translated(revision: str | None) -> Iterator[None]:
+def _translated(revision: str | None) -> Generator[None]:
     """Re-raise Alembic and driver errors as one-line datalayer errors."""
     try:
         with translate_errors():

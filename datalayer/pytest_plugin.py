@@ -39,7 +39,7 @@ code under test must not run two units at the same moment (``asyncio.gather``) o
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -202,7 +202,7 @@ def datalayer_db(
 
 
 @contextmanager
-def _factories_use(session: AsyncSession) -> Iterator[None]:
+def _factories_use(session: AsyncSession) -> Generator[None]:
     """Point the factories' ``create_async`` at ``session`` (no-op without polyfactory)."""
     try:
         from datalayer.factories import using_session

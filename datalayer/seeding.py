@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+import sqlalchemy as sa
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -30,7 +31,8 @@ __all__ = ["DEMO_SIZES", "SeedSizes", "seed_database", "table_name"]
 
 def table_name(model: type[EntityModel]) -> str:
     """Return the name of a model's table."""
-    return str(model.__tablename__)
+    name: str = sa.inspect(model).tables[0].name
+    return name
 
 
 @dataclass(frozen=True)
@@ -178,7 +180,7 @@ def _session_batch(
         sessions.append(owner)
         started = owner["created_at"]
         finished = owner["status"] in FINISHED_SESSION_STATUSES
-        own_messages = []
+        own_messages: list[dict[str, Any]] = []
         for number in range(1, sizes.messages_per_session + 1):
             extra: dict[str, Any] = {}
             if finished and number == sizes.messages_per_session and number > 1:

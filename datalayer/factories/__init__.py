@@ -13,7 +13,7 @@
 from typing import Any
 
 try:
-    import polyfactory  # noqa: F401
+    import polyfactory as polyfactory  # the alias marks a deliberate, unused import
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     raise ImportError(
         "datalayer's factories need polyfactory, which is not installed: pip install 'datalayer[factories]'"

@@ -230,6 +230,11 @@ class DataFactory(ModelFactory[T], Generic[T]):
             )
         return await persist(session, cls, size, **kwargs)
 
+    @classmethod
+    def model_class(cls) -> type[T]:
+        """Return the model this factory builds (``__model__``, typed for callers)."""
+        return cls.__model__
+
     created_at = Use(past_time)
 
     @classmethod

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 from uuid import UUID
@@ -39,12 +39,12 @@ async def persist(
         if field not in values:
             (parent,) = await persist(session, parent_factory, 1)
             values[field] = parent.id
-    if factory.__model__ is MessageModel and "sequence_number" not in values:
+    if factory.model_class() is MessageModel and "sequence_number" not in values:
         start = await _last_sequence_number(session, values["session_id"])
         rows = [factory.process_kwargs(**values, sequence_number=start + n) for n in range(1, count + 1)]
     else:
         rows = factory.rows(count, **values)
-    return await Repository(factory.__model__, session).create_many(rows)
+    return await Repository(factory.model_class(), session).create_many(rows)
 
 
 async def persist_one(session: AsyncSession, factory: type[DataFactory[T]], **overrides: Any) -> T:
@@ -54,7 +54,7 @@ async def persist_one(session: AsyncSession, factory: type[DataFactory[T]], **ov
 
 
 @contextmanager
-def using_session(session: AsyncSession) -> Iterator[AsyncSession]:
+def using_session(session: AsyncSession) -> Generator[AsyncSession]:
     """Yield ``session`` as the unit of work of every factory's ``create_async``/``create_batch_async``.
 
     The previous one (usually none) is restored when the block ends.

@@ -17,6 +17,7 @@ __all__ = [
     "SoftDeleteModel",
     "UsageCounters",
     "metadata",
+    "partial_index",
 ]
 
 #: Largest value of a 64-bit signed column (token counters, sizes).
@@ -30,12 +31,36 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
+#: The condition of the partial indexes that cover only rows that are not soft-deleted.
+LIVE_ROWS = "deleted_at IS NULL"
+
 #: The MetaData holding datalayer's tables (kept apart from SQLModel's global one).
 metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
 
 
+def partial_index(
+    name: str,
+    *columns: str | sa.TextClause,
+    where: str = LIVE_ROWS,
+    sqlite_where: str | None = None,
+    unique: bool = False,
+) -> sa.Index:
+    """Return an index over the rows matching ``where`` (on SQLite ``sqlite_where`` if given).
+
+    The conditions are our own constant SQL, never user input.
+    """
+    condition = sa.text(where)
+    lite = condition if sqlite_where is None else sa.text(sqlite_where)
+    return sa.Index(name, *columns, unique=unique, postgresql_where=condition, sqlite_where=lite)
+
+
 class EntityModel(SQLModel, registry=registry(metadata=metadata)):
-    """Columns every table has: a time-ordered UUID key and an aware-UTC creation time."""
+    """Columns every table has: a time-ordered UUID key and an aware-UTC creation time.
+
+    Tables name themselves with ``__tablename__: ClassVar[Any] = "..."``: SQLModel types the
+    attribute as ``str`` for mypy and as a ``declared_attr`` for pyright; only ``Any`` is a
+    valid override for both.
+    """
 
     id: UUID = Field(default_factory=uuid7, primary_key=True)
     created_at: datetime = Field(default_factory=utc_now, nullable=False)
