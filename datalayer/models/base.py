@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
-from datalayer.types import Money, utc_now, uuid7
+from datalayer.types import MONEY_MAX, Money, utc_now, uuid7
 
 __all__ = [
     "MAX_BIGINT",
@@ -91,7 +91,15 @@ class UsageCounters(SQLModel):
     total_messages: int = Field(default=0, ge=0, le=MAX_BIGINT, sa_type=sa.BigInteger, nullable=False)
     total_tool_calls: int = Field(default=0, ge=0, le=MAX_BIGINT, sa_type=sa.BigInteger, nullable=False)
     total_cost_usd: Decimal = Field(
-        default=Decimal(0), max_digits=20, decimal_places=9, sa_type=Money, nullable=False
+        default=Decimal(0),
+        max_digits=20,
+        decimal_places=9,
+        # The same limit on both backends (SQLite's scaled 64-bit integer); the few amounts
+        # within float rounding above it are refused by the Money type when bound.
+        ge=-float(MONEY_MAX),
+        le=float(MONEY_MAX),
+        sa_type=Money,
+        nullable=False,
     )
     api_input_tokens: int = Field(default=0, ge=0, le=MAX_BIGINT, sa_type=sa.BigInteger, nullable=False)
     api_output_tokens: int = Field(default=0, ge=0, le=MAX_BIGINT, sa_type=sa.BigInteger, nullable=False)

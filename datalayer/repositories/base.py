@@ -15,7 +15,7 @@ import gc
 from collections.abc import AsyncGenerator, Generator, Iterable, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Generic, TypeAlias, TypeVar, cast
 from uuid import UUID
 
@@ -32,6 +32,7 @@ from sqlmodel.sql.expression import SelectOfScalar
 
 from datalayer.errors import InvalidDataError, NotFoundError, StaleDataError, translate_errors
 from datalayer.models.base import EntityModel, SoftDeleteModel
+from datalayer.purge import DEFAULT_BATCH_SIZE, delete_batch
 from datalayer.repositories._orm_state import EntityBuilder, attach_inserted
 from datalayer.repositories.keyset import SortKey, after, decode_cursor, encode_cursor, order_terms, sort_keys
 from datalayer.types import utc_now
@@ -671,6 +672,19 @@ class BaseSoftDeleteRepository(BaseRepository[SoftModelT]):
         """Make a soft-deleted row visible again; return False if missing or not deleted."""
         key = as_uuid(id)
         return await self._set_deleted(key, None, self._deleted_at().is_not(None)) > 0
+
+    async def purge_deleted(
+        self, older_than: timedelta | datetime, *, limit: int = DEFAULT_BATCH_SIZE, after: UUID | None = None
+    ) -> list[UUID]:
+        """Hard-delete one batch of rows soft-deleted before the cutoff; return their ids, ascending.
+
+        Rows referencing them through ``ON DELETE CASCADE`` go too. ``older_than`` is an age
+        (``timedelta(days=30)``) or an aware cutoff datetime. At most
+        ``limit`` rows, with ids above ``after`` (pass the last id returned to continue), in the
+        caller's unit of work. To purge a whole table in short transactions, one per batch, use
+        ``datalayer.purge.purge_deleted(db, Model, older_than)`` or ``datalayer purge``.
+        """
+        return await delete_batch(self.session, self.model, older_than, limit=limit, after=after)
 
     async def _set_deleted(self, key: UUID, value: datetime | None, guard: ColumnElement[bool]) -> int:
         loaded = self.session.sync_session.identity_map.get(identity_key(self.model, key))

@@ -21,7 +21,7 @@ from datalayer.models import (
 from datalayer.repositories import params
 from datalayer.repositories.base import DEFAULT_LIMIT
 from datalayer.repositories.writes import SessionRepositoryBase
-from datalayer.types import to_decimal
+from datalayer.types import MONEY_MAX, to_decimal
 
 __all__ = ["SessionRepository"]
 
@@ -133,11 +133,15 @@ class SessionRepository(SessionRepositoryBase):
             "api_cache_read_tokens": api_cache_read_tokens,
         }
         values: dict[str, Any] = {}
+        # Each sum must stay in range: SQLite would silently turn an overflowing sum into a
+        # REAL, PostgreSQL raises; guarded in the UPDATE, both refuse it naming the field.
+        limits: dict[str, tuple[int | Decimal, int | Decimal, int | Decimal]] = {}
         for name, delta in deltas.items():
             if not isinstance(delta, int) or isinstance(delta, bool) or abs(delta) > MAX_BIGINT:
                 raise InvalidDataError.for_field(name, delta, "expected a 64-bit integer")
             if delta:
                 values[name] = getattr(SessionModel, name) + delta
+                limits[name] = (delta, -MAX_BIGINT - 1, MAX_BIGINT)
         try:
             cost = to_decimal(total_cost_usd)
         except ValueError as exc:
@@ -145,6 +149,19 @@ class SessionRepository(SessionRepositoryBase):
         self._validator.changes({"total_cost_usd": abs(cost)})  # precision and range
         if cost:
             values["total_cost_usd"] = col(SessionModel.total_cost_usd) + cost
+            limits["total_cost_usd"] = (cost, -MONEY_MAX, MONEY_MAX)
+        guards = [
+            getattr(SessionModel, name) <= high - step
+            if step > 0
+            else getattr(SessionModel, name) >= low - step
+            for name, (step, low, high) in limits.items()
+        ]
         key = params.identifier("session_id", session_id)
-        updated = await self._update_returning(key, values)
+        updated = await self._update_returning(key, values, *guards)
+        if updated is None and limits:
+            current = await self.get_by_id(key)
+            if current is not None:
+                for name, (step, low, high) in limits.items():
+                    if not low <= getattr(current, name) + step <= high:
+                        raise InvalidDataError.for_field(name, step, f"the sum would leave [{low}, {high}]")
         return updated is not None
