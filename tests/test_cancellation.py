@@ -15,6 +15,8 @@ import asyncio
 import contextlib
 import gc
 import sqlite3
+import statistics
+import time
 from collections.abc import Awaitable, Callable, Iterator
 
 import anyio
@@ -49,18 +51,22 @@ async def write_unit(db: Database, tag: str, reached_commit: list[bool]) -> None
         reached_commit.append(True)
 
 
-def delay_for(i: int) -> float:
-    """Return a delay sweeping 0 to ~12 ms: before, inside and after the unit's statements."""
-    return (i % 60) * 0.0002
+def delay_for(i: int, span: float) -> float:
+    """Return a delay sweeping 0 to 1.2 x ``span`` (a whole unit's time): before, inside and after it.
+
+    Scaled to the measured unit time, not fixed: on a fast, idle machine a fixed sweep would
+    mostly land after the COMMIT and stop testing cancellation mid-unit.
+    """
+    return (i % 60) / 60 * 1.2 * span
 
 
-async def cancelled_by_timeout(db: Database, tag: str, i: int, reached: list[bool]) -> None:
+async def cancelled_by_timeout(db: Database, tag: str, i: int, reached: list[bool], span: float) -> None:
     with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(delay_for(i)):
+        async with asyncio.timeout(delay_for(i, span)):
             await write_unit(db, tag, reached)
 
 
-async def cancelled_by_task_cancel(db: Database, tag: str, i: int, reached: list[bool]) -> None:
+async def cancelled_by_task_cancel(db: Database, tag: str, i: int, reached: list[bool], span: float) -> None:
     task = asyncio.create_task(write_unit(db, tag, reached))
     for _ in range(i % 40):  # cancel after a varying number of event-loop turns
         await asyncio.sleep(0)
@@ -69,17 +75,27 @@ async def cancelled_by_task_cancel(db: Database, tag: str, i: int, reached: list
         await task
 
 
-async def cancelled_by_anyio(db: Database, tag: str, i: int, reached: list[bool]) -> None:
+async def cancelled_by_anyio(db: Database, tag: str, i: int, reached: list[bool], span: float) -> None:
     # anyio cancels again at every await inside the scope, cleanup included.
-    with anyio.move_on_after(delay_for(i)):
+    with anyio.move_on_after(delay_for(i, span)):
         await write_unit(db, tag, reached)
 
 
-MODES: dict[str, Callable[[Database, str, int, list[bool]], Awaitable[None]]] = {
+MODES: dict[str, Callable[[Database, str, int, list[bool], float], Awaitable[None]]] = {
     "asyncio.timeout": cancelled_by_timeout,
     "task.cancel": cancelled_by_task_cancel,
     "anyio.move_on_after": cancelled_by_anyio,
 }
+
+
+async def unit_time(db: Database) -> float:
+    """Return the median time of an uncancelled unit on this machine, now."""
+    times = []
+    for k in range(7):
+        start = time.perf_counter()
+        await write_unit(db, f"warm{k}", [])
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
 
 
 async def stored_with_tag(db: Database, tag: str) -> int:
@@ -126,10 +142,11 @@ async def test_cancelled_units_leave_nothing_behind(db: Database, mode: str, no_
     cancel = MODES[mode]
     path = db.url.database
     cancelled_before_commit = 0
+    span = await unit_time(db)
     for i in range(ROUNDS):
         tag = f"c{i}"
         reached: list[bool] = []
-        await cancel(db, tag, i, reached)
+        await cancel(db, tag, i, reached, span)
         assert checked_out(db) == 0, f"round {i}: a connection is still checked out"
         if db.backend == "sqlite":
             assert path is not None
