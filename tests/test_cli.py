@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import col, select
 
-from datalayer import Database
+from datalayer import Database, migrate
 from datalayer.cli import main
 from datalayer.models import ALL_MODELS, MessageModel, SessionModel, UserModel
 from datalayer.repositories import Repository
@@ -107,7 +107,7 @@ def assert_one_error_line(status: int, err: str, *fragments: str) -> None:
 def test_migrate_seed_stats(empty_url: str, capsys: pytest.CaptureFixture[str]) -> None:
     status, out, err = run_cli(capsys, "--database-url", empty_url, "migrate")
     assert (status, err) == (0, "")
-    assert "to revision head" in out
+    assert "from base to 0001 (head)" in out
 
     status, out, err = run_cli(capsys, "--database-url", empty_url, "seed", *SMALL, "--seed", "11")
     assert (status, err) == (0, "")
@@ -199,23 +199,30 @@ def test_seed_without_schema_says_to_migrate(tmp_path: Path, capsys: pytest.Capt
     [
         ("not a url", "InvalidDataError"),
         ("mysql://user@localhost/db", "only SQLite and PostgreSQL"),
-        ("postgresql://nobody@127.0.0.1:1/nothing", "DatabaseUnavailableError"),
-        ("sqlite+aiosqlite:////nonexistent-dir/sub/x.db", "DatabaseUnavailableError"),
+        ("postgresql://nobody@127.0.0.1:1/nothing", "is the server running"),
+        ("sqlite+aiosqlite:////nonexistent-dir/sub/x.db", "/nonexistent-dir"),
     ],
 )
-@pytest.mark.parametrize("command", ["migrate", "stats", "seed"])
+@pytest.mark.parametrize("command", [["migrate"], ["migrate", "check"], ["stats"], ["seed"]])
 def test_bad_or_unreachable_database_is_one_line(
-    url: str, fragment: str, command: str, capsys: pytest.CaptureFixture[str]
+    url: str, fragment: str, command: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    status, out, err = run_cli(capsys, "--database-url", url, command)
-    assert_one_error_line(status, err, fragment)
+    status, out, err = run_cli(capsys, "--database-url", url, *command)
+    if command == ["migrate", "check"] and url.startswith("sqlite"):
+        # A file that does not exist is a database at base: check reports it (no error, no file).
+        assert (status, err) == (1, "")
+        assert "is at base" in out
+    else:
+        assert_one_error_line(status, err, fragment)
     assert "Seeded" not in out
+    assert "datalayer migrate` first" not in err  # migrating would not help here
+    assert not Path("/nonexistent-dir").exists()
 
 
 def test_unknown_revision_is_one_line(empty_url: str, capsys: pytest.CaptureFixture[str]) -> None:
-    status, _, err = run_cli(capsys, "--database-url", empty_url, "migrate", "--revision", "nope")
-    assert_one_error_line(status, err, "nope")
-    assert counts_of_tables(empty_url) <= {"alembic_version"}  # no schema table was created
+    status, _, err = run_cli(capsys, "--database-url", empty_url, "migrate", "upgrade", "nope")
+    assert_one_error_line(status, err, "nope", "datalayer migrate history")
+    assert counts_of_tables(empty_url) <= {migrate.VERSION_TABLE}  # no schema table was created
 
 
 def counts_of_tables(url: str) -> set[str]:
@@ -248,7 +255,7 @@ def test_python_dash_m_and_console_script(tmp_path: Path) -> None:
     assert counts_of(url)["sessions"] == 7
 
     result = subprocess.run(
-        [str(script), "--database-url", url, "migrate", "--revision", "nope"], capture_output=True, text=True
+        [str(script), "migrate", "upgrade", "nope", "--database-url", url], capture_output=True, text=True
     )
     assert_one_error_line(result.returncode, result.stderr, "nope")
 

@@ -114,7 +114,7 @@ async def test_upgrade_head_gives_exactly_the_models_schema(db: Database, empty_
     migrated = await inspect_schema(empty_url)
     # The same description as the schema that metadata.create_all built for the other tests.
     created = await inspect_schema(db.url.render_as_string(hide_password=False))
-    assert migrated["tables"] == MODEL_TABLES | {"alembic_version"}
+    assert migrated["tables"] == MODEL_TABLES | {migrate.VERSION_TABLE}
     assert created["tables"] == MODEL_TABLES
     for table in sorted(MODEL_TABLES):
         assert migrated[table] == created[table], table
@@ -174,7 +174,7 @@ async def test_downgrade_base_removes_everything_and_upgrade_works_again(empty_u
     await asyncio.to_thread(migrate.downgrade, empty_url)
 
     after = await inspect_schema(empty_url)
-    assert after["tables"] <= {"alembic_version"}
+    assert after["tables"] <= {migrate.VERSION_TABLE}
     assert after["indexes"] == {}
     assert await asyncio.to_thread(migrate.current, empty_url) is None
     if empty_url.startswith("postgresql"):
@@ -201,7 +201,7 @@ async def test_unknown_revision_is_invalid_data_in_one_line(empty_url: str) -> N
     assert caught.value.field == "revision"
     assert "no-such-revision" in str(caught.value)
     assert "\n" not in str(caught.value)
-    assert (await inspect_schema(empty_url))["tables"] <= {"alembic_version"}
+    assert (await inspect_schema(empty_url))["tables"] <= {migrate.VERSION_TABLE}
 
     await asyncio.to_thread(migrate.upgrade, empty_url)
     with pytest.raises(InvalidDataError):
