@@ -336,22 +336,24 @@ async def _check(args: argparse.Namespace) -> int | None:
 
 
 def format_difference(difference: Any) -> str:
-    """Return one of Alembic's autogenerate differences as a short line (op and object names)."""
+    """Return one of Alembic's autogenerate differences as a short line, e.g. ``remove_column users.x``."""
     if isinstance(difference, list):  # the modify_* operations of one column come grouped
         return "; ".join(format_difference(item) for item in difference)
-    parts: list[str] = []
-    for item in difference:
-        if item is None or isinstance(item, dict):
-            continue
-        name = getattr(item, "name", None)
-        table = getattr(getattr(item, "table", None), "name", None)
-        if name is not None and table is not None and not hasattr(item, "columns"):
-            parts.append(f"{table}.{name}")
-        elif name is not None:
-            parts.append(str(name))
-        else:
-            parts.append(str(item))
-    return " ".join(parts)
+    operation, *rest = difference
+    if operation in ("add_column", "remove_column"):
+        _, table, column = rest
+        return f"{operation} {table}.{column.name}"
+    if operation.startswith("modify_"):
+        _, table, column, _, old, new = rest
+        return f"{operation} {table}.{column}: {old!r} -> {new!r}"
+    target = rest[-1] if rest else None
+    name = getattr(target, "name", None)
+    table = getattr(getattr(target, "table", None), "name", None)
+    if name is not None and table is not None:
+        return f"{operation} {name} on {table}"
+    if name is not None:
+        return f"{operation} {name}"
+    return " ".join(str(item) for item in difference)
 
 
 async def _require_schema(url: URL) -> None:

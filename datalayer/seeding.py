@@ -128,6 +128,7 @@ async def seed_database(
                     # The bar moves with each table's insert, in proportion to its rows.
                     await insert(session, model, rows, sessions_bar, size * len(rows) / batch_rows)
             session_ids.extend(row["id"] for row in batch[0][1])
+            progress.update(sessions_bar, completed=start + size)  # exact, whatever the float sum was
 
         async with db.session() as session:
             tasks = [f.TaskFactory.process_kwargs(user_id=RNG.choice(user_ids)) for _ in range(sizes.tasks)]
