@@ -52,7 +52,7 @@ async def seed_database(
     sizes: SeedSizes,
     *,
     seed: int,
-    batch_size: int = 1000,
+    batch_size: int = 100,
     show_progress: bool = True,
     console: Console | None = None,
 ) -> dict[str, int]:
