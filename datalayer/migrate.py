@@ -351,7 +351,8 @@ def adopt_legacy_version(connection: Connection, script: ScriptDirectory) -> lis
     connection.execute(version.insert(), [{"version_num": rev} for rev in ours])
     connection.execute(legacy.delete().where(legacy.c.version_num.in_(ours)))
     if len(ours) == len(recorded):
-        connection.execute(sa.text(f"DROP TABLE {LEGACY_VERSION_TABLE}"))
+        emptied = sa.Table(LEGACY_VERSION_TABLE, sa.MetaData(), sa.Column("version_num", sa.String(32)))
+        emptied.drop(connection)
     return ours
 
 
