@@ -100,6 +100,12 @@ async def seed_database(
         if bar is not None:
             progress.update(bar, advance=advance, rows=progress.tasks[bar].fields["rows"] + len(rows))
 
+    # Checked before the progress display starts, so a refusal prints only its message.
+    first_users = f.UserFactory.rows(min(batch_size, sizes.users))
+    if first_users:
+        async with db.session() as session:
+            await _refuse_seed_used_before(session, first_users[0]["id"], seed)
+
     with progress:
         users_bar = progress.add_task("users", total=sizes.users, rows=0)
         sessions_bar = progress.add_task("sessions", total=sizes.sessions, rows=0)
@@ -107,10 +113,8 @@ async def seed_database(
 
         user_ids: list[UUID] = []
         for start in range(0, sizes.users, batch_size):
-            rows = f.UserFactory.rows(min(batch_size, sizes.users - start))
+            rows = first_users if start == 0 else f.UserFactory.rows(min(batch_size, sizes.users - start))
             async with db.session() as session:
-                if start == 0:
-                    await _refuse_seed_used_before(session, rows[0]["id"], seed)
                 await insert(session, f.UserFactory.__model__, rows, users_bar, len(rows))
             user_ids.extend(row["id"] for row in rows)
         if not user_ids and (sizes.sessions or sizes.tasks or sizes.reports or sizes.templates):
