@@ -1,5 +1,5 @@
 """nox sessions: ``tests`` (both backends, mypy included, on every supported Python), ``typecheck``,
-``lint``, ``bench``. ``nox -s tests-3.13`` runs one Python only."""
+``lint``, ``bench``, ``docs``. ``nox -s tests-3.13`` runs one Python only."""
 
 import os
 from pathlib import Path
@@ -46,3 +46,10 @@ def bench(session: nox.Session) -> None:
     """Run the side-by-side benchmark on SQLite and PostgreSQL."""
     session.install("-e", ".[dev,bench]")
     session.run("python", "benchmarks/run.py", *session.posargs)
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Build the API reference (mkdocs + mkdocstrings) with warnings as errors."""
+    session.install("-e", ".[docs]")
+    session.run("mkdocs", "build", "--strict", *session.posargs)

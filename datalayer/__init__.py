@@ -24,6 +24,8 @@ if TYPE_CHECKING:  # what type checkers see; at run time __getattr__ imports on 
     from datalayer.errors import StaleDataError as StaleDataError
     from datalayer.models import *  # noqa: F403
     from datalayer.repositories import *  # noqa: F403
+    from datalayer.tracing import instrument as instrument
+    from datalayer.tracing import uninstrument as uninstrument
 
 #: The distribution's name on PyPI (the import name is ``datalayer``).
 DISTRIBUTION = "sqlmodel-datalayer"
@@ -99,14 +101,16 @@ _REPOSITORIES = (
     "UserRepository",
     "WorkingDirectoryArchiveRepository",
 )
+_TRACING = ("instrument", "uninstrument")
 _HOME = {
     **dict.fromkeys(_DATABASE, "datalayer.database"),
     **dict.fromkeys(_ERRORS, "datalayer.errors"),
     **dict.fromkeys(_MODELS, "datalayer.models"),
     **dict.fromkeys(_REPOSITORIES, "datalayer.repositories"),
+    **dict.fromkeys(_TRACING, "datalayer.tracing"),
 }
 
-__all__ = [*_DATABASE, *_ERRORS, *_MODELS, *_REPOSITORIES]
+__all__ = [*_DATABASE, *_ERRORS, *_TRACING, *_MODELS, *_REPOSITORIES]
 
 
 def __getattr__(name: str) -> object:

@@ -21,6 +21,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from datalayer.errors import InvalidDataError, ReadOnlyError, classify, translate_errors
 from datalayer.models import metadata
+from datalayer.observability import (
+    DEFAULT_SLOW_QUERY_SECONDS,
+    check_slow_query_seconds,
+    log_failed_unit,
+    watch_slow_queries,
+)
 
 __all__ = ["DEFAULT_DATABASE_URL", "ENV_VAR", "PGBOUNCER_ENV_VAR", "Database", "resolve_url"]
 
@@ -87,6 +93,9 @@ class Database:
     - ``replica_url``: a read replica; ``session(read_only=True)`` units of work go there.
       Read-only units refuse writes on every backend (``ReadOnlyError``), so code that
       works against one database keeps working when a replica is added.
+    - ``slow_query_seconds``: statements taking at least this long are logged as WARNING on
+      the ``datalayer.sql.slow`` logger, without their parameters (``None`` turns it off);
+      see ``datalayer.observability``.
     - any other keyword goes to :func:`sqlalchemy.ext.asyncio.create_async_engine`.
 
     On SQLite every connection gets ``foreign_keys=ON``, WAL journaling for files and a
@@ -105,9 +114,11 @@ class Database:
         pool_pre_ping: bool = False,
         replica_url: str | URL | None = None,
         statement_timeout: float | None = None,
+        slow_query_seconds: float | None = DEFAULT_SLOW_QUERY_SECONDS,
         **engine_options: object,
     ) -> None:
         self.url = resolve_url(url)
+        slow = check_slow_query_seconds(slow_query_seconds)
         if pgbouncer is None:
             pgbouncer = os.environ.get(PGBOUNCER_ENV_VAR, "").strip().lower() in ("1", "true", "yes", "on")
         if pgbouncer and statement_timeout is not None:
@@ -128,6 +139,9 @@ class Database:
         self.engine = self._make_engine(self.url)
         self.replica_url = resolve_url(replica_url) if replica_url is not None else None
         self.replica_engine = self._make_engine(self.replica_url) if self.replica_url else None
+        watch_slow_queries(self.engine, role="primary", threshold=slow)
+        if self.replica_engine is not None:
+            watch_slow_queries(self.replica_engine, role="replica", threshold=slow)
         self._sessions = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
         read_engine = self.replica_engine or self.engine
         read_options: dict[str, Any] = {_READ_ONLY: True}
@@ -191,11 +205,13 @@ class Database:
                 # Raw SQL in the unit fails like repository calls do: with a datalayer error.
                 await _rollback_quietly(session)
                 translated = classify(exc)
+                log_failed_unit(translated or exc, backend=self.backend, read_only=read_only, cause=exc)
                 if translated is None:
                     raise
                 raise translated from exc
-            except BaseException:
+            except BaseException as exc:
                 await _rollback_quietly(session)
+                log_failed_unit(exc, backend=self.backend, read_only=read_only)
                 raise
 
     async def session_dependency(self) -> AsyncGenerator[AsyncSession, None]:

@@ -16,6 +16,8 @@ def test_top_level_names_are_the_submodules_public_names() -> None:
     expected = {
         "DEFAULT_DATABASE_URL",
         "Database",
+        "instrument",
+        "uninstrument",
         *datalayer.errors.__all__,
         *datalayer.models.__all__,
         *datalayer.repositories.__all__,

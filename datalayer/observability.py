@@ -1,0 +1,209 @@
+"""Logs for operators: the slow-query log and one record per failed unit of work.
+
+Two loggers, both silent until a handler is configured (``logging.basicConfig`` is enough):
+
+- ``datalayer.sql.slow``: a WARNING for every statement that ran at least
+  ``Database(slow_query_seconds=...)`` (default 1.0 s; ``None`` turns it off), with its
+  duration, the backend, primary or replica, host and database (never the user or password)
+  and the statement text. Bound parameters are never logged: the text carries their
+  placeholders (``$1``, ``?``), not their values. On SQLite a writer that waited for the
+  write lock shows up as a slow ``BEGIN IMMEDIATE``.
+- ``datalayer.unit``: one record per unit of work (``Database.session()``) that ended in an
+  exception and was rolled back, with the exception class and the SQLSTATE (PostgreSQL) or the
+  extended result code (SQLite) when the database gave one. The error message is not logged,
+  because messages can quote row values. WARNING for ``DatabaseUnavailableError``,
+  ``ReadOnlyError`` (a bug) and errors datalayer could not classify, INFO for the expected ones
+  (conflicts, constraint violations, invalid data, not found) and the application's own
+  exceptions, DEBUG for cancellation.
+
+For structured log handlers each record also carries its values as attributes: ``duration``
+(seconds), ``db_role``, ``db_where`` and ``statement`` on slow-query records; ``error_class``,
+``sqlstate``, ``sqlite_code``, ``db_backend`` and ``read_only`` on unit records.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine, ExceptionContext, ExecutionContext
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from datalayer.errors import (
+    DatabaseUnavailableError,
+    DataLayerError,
+    InvalidDataError,
+    ReadOnlyError,
+    _sqlite_code,
+    _sqlstate,
+)
+
+__all__ = [
+    "DEFAULT_SLOW_QUERY_SECONDS",
+    "SLOW_QUERY_LOGGER",
+    "UNIT_LOGGER",
+    "check_slow_query_seconds",
+    "log_failed_unit",
+    "watch_slow_queries",
+]
+
+SLOW_QUERY_LOGGER = "datalayer.sql.slow"
+"""Name of the logger that receives the slow-query records."""
+UNIT_LOGGER = "datalayer.unit"
+"""Name of the logger that receives one record per failed unit of work."""
+DEFAULT_SLOW_QUERY_SECONDS = 1.0
+"""The slow-query threshold of ``Database`` when none is given, in seconds."""
+
+slow_logger = logging.getLogger(SLOW_QUERY_LOGGER)
+unit_logger = logging.getLogger(UNIT_LOGGER)
+
+# Long statements (a batched INSERT of thousands of rows) are cut: the start says what it was.
+_MAX_STATEMENT_CHARS = 1000
+# The start time lives on the ExecutionContext, which belongs to one execution: concurrent
+# statements never share it, and a cancelled or failed statement takes it with it.
+_STARTED = "_datalayer_started"
+
+
+def check_slow_query_seconds(value: float | None) -> float | None:
+    """Return the threshold if it is None or a finite number of seconds >= 0, else raise InvalidDataError."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+        raise InvalidDataError.for_field(
+            "slow_query_seconds", value, "must be None or a finite number of seconds >= 0"
+        )
+    return float(value)
+
+
+def watch_slow_queries(engine: AsyncEngine, *, role: str, threshold: float | None) -> None:
+    """Log every statement of ``engine`` that takes ``threshold`` seconds or more; returns None.
+
+    ``role`` ("primary" or "replica") is written into each record. ``threshold=None``
+    installs nothing, so a disabled log costs nothing per statement.
+    """
+    if threshold is None:
+        return
+    sync_engine = engine.sync_engine
+    where = _where(sync_engine)
+
+    def before(
+        conn: Connection,
+        cursor: Any,
+        statement: str,
+        params: Any,
+        context: ExecutionContext | None,
+        many: bool,
+    ) -> None:
+        if context is not None:
+            setattr(context, _STARTED, time.perf_counter())
+
+    def after(
+        conn: Connection,
+        cursor: Any,
+        statement: str,
+        params: Any,
+        context: ExecutionContext | None,
+        many: bool,
+    ) -> None:
+        _report(context, statement, None)
+
+    def failed(exception_context: ExceptionContext) -> None:
+        # A statement cancelled by statement_timeout after 30 s was slow too.
+        statement = exception_context.statement
+        if statement is not None:
+            _report(exception_context.execution_context, statement, exception_context.original_exception)
+
+    def _report(context: ExecutionContext | None, statement: str, error: BaseException | None) -> None:
+        started = getattr(context, _STARTED, None) if context is not None else None
+        if started is None:
+            return
+        setattr(context, _STARTED, None)
+        duration = time.perf_counter() - started
+        if duration < threshold:
+            return
+        outcome = "" if error is None else f" (failed: {type(error).__name__})"
+        text = _shorten(statement)
+        slow_logger.warning(
+            "slow query: %.3f s on %s %s%s: %s",
+            duration,
+            role,
+            where,
+            outcome,
+            text,
+            extra={"duration": duration, "db_role": role, "db_where": where, "statement": text},
+        )
+
+    event.listen(sync_engine, "before_cursor_execute", before)
+    event.listen(sync_engine, "after_cursor_execute", after)
+    event.listen(sync_engine, "handle_error", failed)
+
+
+def _where(engine: Engine) -> str:
+    """Return ``backend://host:port/database`` for the engine, without user or password."""
+    url = engine.url
+    host = url.host or ""
+    if url.port is not None:
+        host = f"{host}:{url.port}"
+    return f"{url.get_backend_name()}://{host}/{url.database or ''}"
+
+
+def _shorten(statement: str) -> str:
+    """Return the statement on one line, cut to a readable length."""
+    text = " ".join(statement.split())
+    if len(text) > _MAX_STATEMENT_CHARS:
+        text = f"{text[:_MAX_STATEMENT_CHARS]}... ({len(text)} chars)"
+    return text
+
+
+def log_failed_unit(
+    error: BaseException, *, backend: str, read_only: bool, cause: BaseException | None = None
+) -> None:
+    """Write the one ``datalayer.unit`` record for a unit of work rolled back after ``error``; returns None.
+
+    ``cause`` is the driver-level exception when ``error`` was translated from it but not
+    yet chained.
+    """
+    sqlstate, sqlite_code = _codes(error, cause)
+    code = f"SQLSTATE {sqlstate}" if sqlstate else f"SQLite code {sqlite_code}" if sqlite_code else "no code"
+    kind = "read-only unit" if read_only else "unit"
+    unit_logger.log(
+        _level(error),
+        "%s of work on %s rolled back: %s (%s)",
+        kind,
+        backend,
+        type(error).__name__,
+        code,
+        extra={
+            "error_class": type(error).__name__,
+            "sqlstate": sqlstate,
+            "sqlite_code": sqlite_code,
+            "db_backend": backend,
+            "read_only": read_only,
+        },
+    )
+
+
+def _level(error: BaseException) -> int:
+    if isinstance(error, asyncio.CancelledError | GeneratorExit | KeyboardInterrupt | SystemExit):
+        return logging.DEBUG
+    if isinstance(error, DatabaseUnavailableError | ReadOnlyError) or type(error) is DataLayerError:
+        return logging.WARNING
+    return logging.INFO
+
+
+def _codes(error: BaseException, cause: BaseException | None) -> tuple[str | None, int | None]:
+    """Return the SQLSTATE and the SQLite extended result code found in the exception's chain."""
+    chain: list[BaseException] = []
+    current: BaseException | None = error
+    while current is not None and len(chain) < 6:
+        chain.append(current)
+        current = current.__cause__ or (cause if current is error else None)
+    for link in chain:
+        if isinstance(link, DBAPIError) and link.orig is not None:
+            return _sqlstate(link.orig), _sqlite_code(link.orig)
+    return None, None
