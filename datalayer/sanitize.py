@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 from datalayer.errors import InvalidDataError
 
@@ -55,6 +55,8 @@ def check_row(row: Mapping[str, Any]) -> None:
 
 def check_value(field: str, value: object) -> None:
     """Return None if the value of one column can be stored faithfully, else raise InvalidDataError."""
+    if _clean(value):
+        return
     if isinstance(value, str):
         check_string(field, value)
     elif isinstance(value, bool):
@@ -73,6 +75,54 @@ def check_value(field: str, value: object) -> None:
         _check_json(field, value)
     elif isinstance(value, dict):
         _check_json(field, value)
+
+
+def _clean(value: object) -> bool:
+    """Return True if ``value`` certainly passes every check (no path strings built: the fast path).
+
+    False means "look closer": ``check_value`` then walks the value again and names the
+    problem. Only exact builtin types are trusted; subclasses, other types and edge values
+    take the slow path.
+    """
+    stack: list[tuple[object, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        kind = type(item)
+        if kind is str:
+            # isascii() is O(1) in CPython; non-ASCII text needs the UTF-8 (surrogate) check.
+            if not _plain_text(cast(str, item)):
+                return False
+        elif item is None or kind is bool:
+            continue
+        elif kind is int:
+            limit = _MAX_INT64 if depth == 0 else _JSON_INT_LIMIT
+            if not -limit < cast(int, item) < limit:
+                return False
+        elif kind is float:
+            number = cast(float, item)
+            if not math.isfinite(number) or (depth > 0 and abs(number) >= _JSON_FLOAT_LIMIT):
+                return False
+        elif kind is dict:
+            if depth >= MAX_JSON_DEPTH:
+                return False
+            for key, child in cast(dict[object, object], item).items():
+                if type(key) is not str or not _plain_text(key):
+                    return False
+                stack.append((child, depth + 1))
+        elif kind is list:
+            if depth >= MAX_JSON_DEPTH:
+                return False
+            for child in cast(list[object], item):
+                if depth == 0 and isinstance(child, str) and len(child) > MAX_LIST_ITEM_LENGTH:
+                    return False
+                stack.append((child, depth + 1))
+        else:
+            return False
+    return True
+
+
+def _plain_text(text: str) -> bool:
+    return text.isascii() and "\x00" not in text
 
 
 def check_string(field: str, value: str) -> None:

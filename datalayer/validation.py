@@ -9,17 +9,18 @@ naming the field and the value.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import cache
-from typing import Annotated, Any, Generic, TypeVar, cast, get_args
+from typing import Annotated, Any, Generic, TypeVar, cast, get_args, get_origin
 from uuid import UUID
 
 import pydantic
 from pydantic import ConfigDict, TypeAdapter, ValidationError
+from pydantic.fields import FieldInfo
 from sqlmodel import SQLModel
 
 from datalayer.errors import InvalidDataError
-from datalayer.sanitize import check_row
+from datalayer.sanitize import check_value
 
 __all__ = ["IMMUTABLE_FIELDS", "ModelValidator", "as_uuid", "validator_for"]
 
@@ -57,6 +58,30 @@ def _is_datetime_field(annotation: Any) -> bool:
     return annotation is datetime or datetime in get_args(annotation)
 
 
+# Values of these types can hold what a database does not store faithfully (datalayer.sanitize);
+# UUIDs, datetimes, Decimals, bools and enum members are the column types' business.
+_SANITIZED = (str, int, float, list, dict)
+
+
+def _bounded_int64(info: FieldInfo) -> bool:
+    """Return True for an int field whose own ge/le bounds already keep it within 64 bits."""
+    if info.annotation is not int:
+        return False
+    # pydantic keeps Field(ge=..., le=...) as annotated_types.Ge / Le objects in ``metadata``.
+    low = next((m.ge for m in info.metadata if hasattr(m, "ge")), None)
+    high = next((m.le for m in info.metadata if hasattr(m, "le")), None)
+    return isinstance(low, int) and isinstance(high, int) and low >= -(2**63) and high <= 2**63 - 1
+
+
+def _needs_sanitizing(annotation: Any) -> bool:
+    """Return True if a field of this annotation may hold strings, JSON, lists or plain numbers."""
+    if annotation is Any or annotation in _SANITIZED:
+        return True
+    if get_origin(annotation) in (list, dict):
+        return True
+    return any(_needs_sanitizing(arg) for arg in get_args(annotation) if arg is not type(None))
+
+
 class ModelValidator(Generic[ModelT]):
     """Validates whole rows and partial updates for one table model."""
 
@@ -71,6 +96,9 @@ class ModelValidator(Generic[ModelT]):
         )
         self._adapters: dict[str, TypeAdapter[Any]] = {}
         self._datetime_fields = tuple(n for n, i in self.fields.items() if _is_datetime_field(i.annotation))
+        self._sanitized_fields = tuple(
+            n for n, i in self.fields.items() if _needs_sanitizing(i.annotation) and not _bounded_int64(i)
+        )
 
     def row(self, values: Mapping[str, object]) -> dict[str, Any]:
         """Return a complete, validated row (defaults filled in) for an INSERT."""
@@ -78,8 +106,10 @@ class ModelValidator(Generic[ModelT]):
             validated = self._row_model.model_validate(values)
         except ValidationError as exc:
             raise _to_invalid(exc, values) from exc
-        row = dict(validated.__dict__)
-        self._check_values(row)
+        row: dict[str, Any] = validated.__dict__  # the validated model itself is not kept
+        self._check_datetimes(row)
+        for name in self._sanitized_fields:
+            check_value(name, row[name])
         return row
 
     def changes(self, values: Mapping[str, object]) -> dict[str, Any]:
@@ -100,7 +130,8 @@ class ModelValidator(Generic[ModelT]):
         except ValidationError as exc:
             problem = exc.errors(include_url=False)[0]["msg"]
             raise InvalidDataError.for_field(name, value, problem) from exc
-        self._check_values({name: validated})
+        self._check_datetimes({name: validated})
+        check_value(name, validated)
         return validated
 
     def _adapter(self, name: str) -> TypeAdapter[Any]:
@@ -112,15 +143,16 @@ class ModelValidator(Generic[ModelT]):
             self._adapters[name] = adapter
         return adapter
 
-    def _check_values(self, row: Mapping[str, Any]) -> None:
-        """Refuse what pydantic lets through but the databases do not store faithfully."""
+    def _check_datetimes(self, row: Mapping[str, Any]) -> None:
+        """Refuse naive datetimes, which pydantic lets through (JSON, strings: datalayer.sanitize)."""
         for name in self._datetime_fields:
             value = row.get(name)
+            if value is None or getattr(value, "tzinfo", None) is UTC:
+                continue
             if isinstance(value, datetime) and value.utcoffset() is None:
                 raise InvalidDataError.for_field(
                     name, value, "naive datetime; pass an aware one, e.g. datetime.now(UTC)"
                 )
-        check_row(row)  # JSON contents, surrogates, non-finite floats, 64-bit ints (datalayer.sanitize)
 
 
 @cache

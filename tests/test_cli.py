@@ -114,7 +114,7 @@ def assert_one_error_line(status: int, err: str, *fragments: str) -> None:
 def test_migrate_seed_stats(empty_url: str, capsys: pytest.CaptureFixture[str]) -> None:
     status, out, err = run_cli(capsys, "--database-url", empty_url, "migrate")
     assert (status, err) == (0, "")
-    assert "from base to 0001 (head)" in out
+    assert f"from base to {migrate.head()} (head)" in out
 
     status, out, err = run_cli(capsys, "--database-url", empty_url, "seed", *SMALL, "--seed", "11")
     assert (status, err) == (0, "")
@@ -323,14 +323,17 @@ def test_every_migrate_command_reports_the_revision_the_database_is_at(
 ) -> None:
     steps = [
         (["migrate", "current"], None),
-        (["migrate"], "0001"),  # bare `migrate` upgrades to head
-        (["migrate", "upgrade"], "0001"),  # nothing to do, and it says so
+        (["migrate"], "0002"),  # bare `migrate` upgrades to head
+        (["migrate", "upgrade"], "0002"),  # nothing to do, and it says so
+        (["migrate", "downgrade", "-1"], "0001"),
         (["migrate", "downgrade", "-1"], None),
         (["migrate", "downgrade", "base"], None),
         (["migrate", "upgrade", "+1"], "0001"),
+        (["migrate", "upgrade", "0002"], "0002"),
         (["migrate", "downgrade", "base"], None),
         (["migrate", "upgrade", "0001"], "0001"),
-        (["migrate", "current"], "0001"),
+        (["migrate", "upgrade"], "0002"),
+        (["migrate", "current"], "0002"),
     ]
     places = ["before", "between", "after"]
     for number, (command, expected) in enumerate(steps):
@@ -360,7 +363,7 @@ def test_every_migrate_command_reports_the_revision_the_database_is_at(
         status, out, err = run_cli(capsys, *command, "--database-url", empty_url)
         assert_one_error_line(status, err, "revision")
         assert out == ""
-        assert migrate.current(empty_url) == "0001", command
+        assert migrate.current(empty_url) == "0002", command
 
 
 def test_downgrade_without_a_revision_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
@@ -373,14 +376,16 @@ def test_downgrade_without_a_revision_is_a_usage_error(capsys: pytest.CaptureFix
 def test_history_lists_the_scripts_newest_first(capsys: pytest.CaptureFixture[str]) -> None:
     status, out, err = run_cli(capsys, "migrate", "history")
     assert (status, err) == (0, "")
-    assert out.splitlines()[0] == "<base> -> 0001 (head), initial schema"
-    assert [item.revision for item in migrate.history()] == ["0001"]
+    lines = out.splitlines()
+    assert lines[0].startswith("0001 -> 0002 (head), ")
+    assert lines[-1] == "<base> -> 0001, initial schema"
+    assert [item.revision for item in migrate.history()] == ["0002", "0001"]
 
 
 def test_check_exits_1_listing_the_differences(empty_url: str, capsys: pytest.CaptureFixture[str]) -> None:
     status, out, _ = run_cli(capsys, "migrate", "check", "--database-url", empty_url)
     assert status == 1
-    assert "is at base, the scripts' head is 0001" in out
+    assert f"is at base, the scripts' head is {migrate.head()}" in out
 
     assert run_cli(capsys, "migrate", "upgrade", "--database-url", empty_url)[0] == 0
     status, out, err = run_cli(capsys, "migrate", "check", "--database-url", empty_url)
@@ -400,7 +405,7 @@ def test_check_exits_1_listing_the_differences(empty_url: str, capsys: pytest.Ca
     assert "does not match the models" in out
     assert "remove_column users.nickname" in out
     assert "add_index ix_tasks_created_at_id on tasks" in out
-    assert migrate.current(empty_url) == "0001"
+    assert migrate.current(empty_url) == migrate.head()
 
 
 def test_read_commands_never_create_a_sqlite_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

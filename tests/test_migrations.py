@@ -109,7 +109,7 @@ def model_foreign_keys(table: str) -> set[tuple[str, str, str]]:
 async def test_upgrade_head_gives_exactly_the_models_schema(db: Database, empty_url: str) -> None:
     await asyncio.to_thread(migrate.upgrade, empty_url)
 
-    assert await asyncio.to_thread(migrate.current, empty_url) == migrate.head() == "0001"
+    assert await asyncio.to_thread(migrate.current, empty_url) == migrate.head() == "0002"
     assert await asyncio.to_thread(migrate.differences, empty_url) == []
     migrated = await inspect_schema(empty_url)
     # The same description as the schema that metadata.create_all built for the other tests.
@@ -192,7 +192,7 @@ async def test_downgrade_base_removes_everything_and_upgrade_works_again(empty_u
 
     await asyncio.to_thread(migrate.upgrade, empty_url)
     assert await asyncio.to_thread(migrate.differences, empty_url) == []
-    assert await asyncio.to_thread(migrate.current, empty_url) == "0001"
+    assert await asyncio.to_thread(migrate.current, empty_url) == "0002"
 
 
 async def test_unknown_revision_is_invalid_data_in_one_line(empty_url: str) -> None:
@@ -206,7 +206,7 @@ async def test_unknown_revision_is_invalid_data_in_one_line(empty_url: str) -> N
     await asyncio.to_thread(migrate.upgrade, empty_url)
     with pytest.raises(InvalidDataError):
         await asyncio.to_thread(migrate.downgrade, empty_url, "no-such-revision")
-    assert await asyncio.to_thread(migrate.current, empty_url) == "0001"
+    assert await asyncio.to_thread(migrate.current, empty_url) == "0002"
 
 
 async def test_unreachable_database_is_unavailable_in_one_line(backend: str, tmp_path: Path) -> None:
@@ -268,28 +268,29 @@ async def _versions(url: str) -> dict[str, list[str]]:
 
 async def test_a_database_migrated_by_0_1_0_is_adopted(empty_url: str) -> None:
     """0.1.0 kept its revision in alembic_version: read there, moved by the next upgrade or downgrade."""
+    head = migrate.head()
     # What Alembic created for 0.1.0, holding datalayer's revision.
     to_legacy = (
         f"DROP TABLE {migrate.VERSION_TABLE}",
         "CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL, "
         "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))",
-        "INSERT INTO alembic_version (version_num) VALUES ('0001')",
+        f"INSERT INTO alembic_version (version_num) VALUES ('{head}')",
     )
     await asyncio.to_thread(migrate.upgrade, empty_url)
     await _sql(empty_url, *to_legacy)
-    assert await _versions(empty_url) == {"alembic_version": ["0001"]}
+    assert await _versions(empty_url) == {"alembic_version": [head]}
 
-    assert await asyncio.to_thread(migrate.current, empty_url) == "0001"
+    assert await asyncio.to_thread(migrate.current, empty_url) == head
     assert await asyncio.to_thread(migrate.differences, empty_url) == []
-    assert await _versions(empty_url) == {"alembic_version": ["0001"]}  # reading wrote nothing
+    assert await _versions(empty_url) == {"alembic_version": [head]}  # reading wrote nothing
 
     await asyncio.to_thread(migrate.upgrade, empty_url)  # nothing to run, but the revision moves
-    assert await _versions(empty_url) == {migrate.VERSION_TABLE: ["0001"]}  # emptied legacy table dropped
+    assert await _versions(empty_url) == {migrate.VERSION_TABLE: [head]}  # emptied legacy table dropped
     assert (await inspect_schema(empty_url))["tables"] == MODEL_TABLES | {migrate.VERSION_TABLE}
 
     # A service's revision in the same legacy table stays where it is, for the service's Alembic.
     await _sql(empty_url, *to_legacy, "INSERT INTO alembic_version (version_num) VALUES ('service01')")
-    assert await asyncio.to_thread(migrate.current, empty_url) == "0001"
+    assert await asyncio.to_thread(migrate.current, empty_url) == head
     await asyncio.to_thread(migrate.downgrade, empty_url, "base")
     assert await _versions(empty_url) == {"alembic_version": ["service01"], migrate.VERSION_TABLE: []}
     assert (await inspect_schema(empty_url))["tables"] == {"alembic_version", migrate.VERSION_TABLE}

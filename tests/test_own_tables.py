@@ -131,14 +131,14 @@ def test_service_tables_and_migrations_live_next_to_ours(
     tables, versions = state(empty_url)
     assert tables == OURS | {"shop_invoices", migrate.VERSION_TABLE, migrate.LEGACY_VERSION_TABLE}
     assert versions == {
-        migrate.VERSION_TABLE: ["0001"],
+        migrate.VERSION_TABLE: [migrate.head()],
         migrate.LEGACY_VERSION_TABLE: [shop_revision.group(1)],
     }
     command.check(config)  # raises when autogenerate would change anything
     assert migrate.differences(empty_url) == []  # our check ignores the service's table
     assert main(["migrate", "check", "--database-url", empty_url]) == 0
     assert main(["migrate", "upgrade", "--database-url", empty_url]) == 0
-    assert "already at 0001 (head)" in capsys.readouterr().out
+    assert f"already at {migrate.head()} (head)" in capsys.readouterr().out
 
     # Our repositories work with the service's rows referencing ours (and cascading from them).
     ada = asyncio.run(add_user_with_invoice(empty_url, "ada@example.com"))
@@ -159,7 +159,8 @@ def test_service_tables_and_migrations_live_next_to_ours(
     before = state(empty_url)
     with pytest.raises(ConstraintViolationError, match=r"shop_invoices\.user_id -> users"):
         migrate.downgrade(empty_url, "base")
-    assert main(["migrate", "downgrade", "-1", "--database-url", empty_url]) == 1
+    steps_to_base = f"-{len(migrate.history())}"  # relative, reaching base
+    assert main(["migrate", "downgrade", steps_to_base, "--database-url", empty_url]) == 1
     assert "downgrade those tables' own migrations first" in capsys.readouterr().err
     assert state(empty_url) == before
     assert asyncio.run(invoices_with_users(empty_url)) == [("invoice of bob@example.com", "bob@example.com")]
@@ -168,8 +169,8 @@ def test_service_tables_and_migrations_live_next_to_ours(
     command.downgrade(config, "base")
     tables, versions = state(empty_url)
     assert tables == OURS | {migrate.VERSION_TABLE, migrate.LEGACY_VERSION_TABLE}
-    assert versions == {migrate.VERSION_TABLE: ["0001"], migrate.LEGACY_VERSION_TABLE: []}
-    assert migrate.current(empty_url) == "0001"
+    assert versions == {migrate.VERSION_TABLE: [migrate.head()], migrate.LEGACY_VERSION_TABLE: []}
+    assert migrate.current(empty_url) == migrate.head()
     assert migrate.differences(empty_url) == []
 
     async def emails() -> list[str]:

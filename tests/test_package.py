@@ -16,8 +16,6 @@ def test_top_level_names_are_the_submodules_public_names() -> None:
     expected = {
         "DEFAULT_DATABASE_URL",
         "Database",
-        "instrument",
-        "uninstrument",
         *datalayer.errors.__all__,
         *datalayer.models.__all__,
         *datalayer.repositories.__all__,
@@ -27,6 +25,7 @@ def test_top_level_names_are_the_submodules_public_names() -> None:
     for name in datalayer.__all__:
         assert getattr(datalayer, name) is not None, name
     assert datalayer.UserRepository is datalayer.repositories.UserRepository
+    assert callable(datalayer.instrument) and callable(datalayer.uninstrument)
     assert set(datalayer.__all__) <= set(dir(datalayer))
 
 

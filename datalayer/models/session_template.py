@@ -13,6 +13,10 @@ from datalayer.types import JSONDict, StringList
 __all__ = ["SessionTemplateModel"]
 
 _LIVE = sa.text("deleted_at IS NULL")
+# Written as each dialect renders ``is_public OR is_organization_shared`` in a query: a
+# partial index is only used when its predicate is found in the query's WHERE.
+_SHARED_PG = sa.text("(is_public OR is_organization_shared) AND deleted_at IS NULL")
+_SHARED_SQLITE = sa.text("(is_public = 1 OR is_organization_shared = 1) AND deleted_at IS NULL")
 
 
 class SessionTemplateModel(SoftDeleteModel, table=True):
@@ -21,12 +25,32 @@ class SessionTemplateModel(SoftDeleteModel, table=True):
     __tablename__ = "session_templates"
     __table_args__ = (
         sa.Index("ix_session_templates_tags", "tags", postgresql_using="gin"),
+        # search_by_tags orders by (usage_count, created_at, id) DESC: each of its branches
+        # walks one of these backwards and stops after a page (flat in table size).
         sa.Index(
-            "ix_session_templates_usage_live",
+            "ix_session_templates_usage_created_live",
             "usage_count",
+            "created_at",
             "id",
             postgresql_where=_LIVE,
             sqlite_where=_LIVE,
+        ),
+        sa.Index(
+            "ix_session_templates_user_usage_live",
+            "user_id",
+            "usage_count",
+            "created_at",
+            "id",
+            postgresql_where=_LIVE,
+            sqlite_where=_LIVE,
+        ),
+        sa.Index(
+            "ix_session_templates_shared_usage_live",
+            "usage_count",
+            "created_at",
+            "id",
+            postgresql_where=_SHARED_PG,
+            sqlite_where=_SHARED_SQLITE,
         ),
         sa.Index(
             "ix_session_templates_user_created_live",

@@ -1,0 +1,127 @@
+"""Entities built from rows datalayer already holds, made persistent without reading them back.
+
+Ids are client-side UUIDv7 and no column has a server default, so a validated row is
+exactly the stored row: ``create``/``create_many`` insert it with Core and build the
+entity from it, and ``update`` builds (or refreshes) the entity from its RETURNING row,
+skipping the ORM's row loading and its unit of work.
+
+The private SQLAlchemy API datalayer uses lives here: ``Session._save_impl`` and
+``Session._register_persistent`` (what ``add`` and a flush call for the rows it inserted).
+They record the entity in the current transaction, so a rollback (of a savepoint too)
+expunges it exactly as it expunges flushed objects. ``tests/test_orm_state.py`` fails
+loudly if SQLAlchemy changes them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, Generic, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.ext.mutable import Mutable, MutableDict, MutableList
+from sqlalchemy.orm import Mapper, Session, configure_mappers
+from sqlalchemy.orm.attributes import instance_state, set_committed_value
+
+from datalayer.types import MONEY_SCALE, JSONDict, Money, StringList
+
+__all__ = ["EntityBuilder", "attach_inserted"]
+
+T = TypeVar("T")
+_MONEY_QUANTUM = Decimal(1).scaleb(-MONEY_SCALE)
+
+
+class EntityBuilder(Generic[T]):
+    """Builds entities of one model from complete rows, with the values a fresh load would give."""
+
+    def __init__(self, model: type[T]) -> None:
+        # Relationship attributes get their implementations when mappers are configured
+        # (a query does it on first use; building entities must not come first).
+        configure_mappers()
+        mapper: Mapper[T] = sa.inspect(model)
+        self._new_instance = mapper.class_manager.new_instance
+        #: Attribute names, in the table's column order (what ``RETURNING *`` gives).
+        self.names = tuple(mapper.get_property_by_column(c).key for c in mapper.local_table.columns)
+        mutable: list[tuple[str, type[Mutable]]] = []
+        datetimes: list[str] = []
+        money: list[str] = []
+        for column in mapper.local_table.columns:
+            name = mapper.get_property_by_column(column).key
+            kind = column.type
+            if isinstance(kind, JSONDict):
+                mutable.append((name, MutableDict))
+            elif isinstance(kind, StringList):
+                mutable.append((name, MutableList))
+            elif isinstance(kind, Money):
+                money.append(name)
+            elif isinstance(kind, sa.DateTime) or isinstance(getattr(kind, "impl", None), sa.DateTime):
+                datetimes.append(name)
+        self._mutable = tuple(mutable)
+        self._datetimes = tuple(datetimes)
+        self._money = tuple(money)
+
+    def stored(self, row: dict[str, Any]) -> dict[str, Any]:
+        """Return ``row`` (changed in place) with each value as the database gives it back.
+
+        Aware datetimes in UTC, money at its full scale (``Decimal("1.500000000")``).
+        """
+        for name in self._datetimes:
+            value = row.get(name)
+            if isinstance(value, datetime) and value.tzinfo is not UTC:
+                row[name] = value.astimezone(UTC)
+        for name in self._money:
+            value = row.get(name)
+            if isinstance(value, Decimal):
+                row[name] = value.quantize(_MONEY_QUANTUM)
+        return row
+
+    def build(self, row: Mapping[str, Any]) -> T:
+        """Return a new (transient) entity holding ``row``, JSON and lists change-tracked."""
+        entity = self._new_instance()
+        values = entity.__dict__
+        values.update(row)
+        if self._mutable:
+            state = instance_state(entity)
+            for name, kind in self._mutable:
+                value = values[name]
+                if value is not None:
+                    tracked = _tracked(kind, name, value)
+                    tracked._parents[state] = name
+                    values[name] = tracked
+        return entity
+
+    def refresh(self, entity: T, row: Mapping[str, Any]) -> None:
+        """Overwrite a loaded entity's column values with ``row``, as committed (not dirty) state."""
+        mutable = dict(self._mutable)
+        state = instance_state(entity)
+        for name, value in row.items():
+            kind = mutable.get(name)
+            if kind is not None and value is not None:
+                value = _tracked(kind, name, value)
+                value._parents[state] = name
+            set_committed_value(entity, name, value)
+
+
+def _tracked(kind: type[Mutable], name: str, value: object) -> Mutable:
+    """Return ``value`` as a change-tracking MutableDict / MutableList (as the ORM's load hook does)."""
+    tracked: Mutable | None = kind.coerce(name, value)
+    if tracked is None:  # coerce() raises for a wrong type; None only for None, excluded by callers
+        raise ValueError(f"{name}: cannot track {value!r}")
+    return tracked
+
+
+def attach_inserted(session: Session, entities: Sequence[object]) -> None:
+    """Make entities whose rows the current transaction just wrote persistent in ``session``.
+
+    What a flush does after its INSERT, in two private steps: ``_save_impl`` makes each
+    entity pending (``Session.add`` without its cascade walk: a fresh entity has no related
+    objects), then ``_register_persistent`` gives it its identity key, puts it in the
+    identity map with committed state and records it in the transaction, so that a
+    rollback expunges it. Nothing may be awaited in between, or an autoflush could INSERT
+    them a second time.
+    """
+    states = {instance_state(entity) for entity in entities}
+    for state in states:
+        session._save_impl(state)
+    session._register_persistent(states)
