@@ -22,15 +22,16 @@ nox.options.default_venv_backend = "venv"
 @nox.session(python=PYTHONS)
 def tests(session: nox.Session) -> None:
     """Run the whole test suite on SQLite and a throwaway PostgreSQL."""
-    session.install("-e", ".[dev]")
+    session.install("-e", ".[dev]", "--config-settings", "editable_mode=strict")
     session.run("pytest", *session.posargs)
 
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    """Run mypy --strict with the project's mypy.ini."""
-    session.install("-e", ".[dev]")
+    """Run mypy --strict (mypy.ini) and pyright strict ([tool.pyright])."""
+    session.install("-e", ".[dev]", "--config-settings", "editable_mode=strict")
     session.run("mypy")
+    session.run("pyright")
 
 
 @nox.session

@@ -41,6 +41,9 @@ if TYPE_CHECKING:
     from datalayer.errors import (
         StaleDataError as StaleDataError,
     )
+    from datalayer.errors import (
+        UsageError as UsageError,
+    )
     from datalayer.models import (
         ACTIVE_SESSION_STATUSES as ACTIVE_SESSION_STATUSES,
     )
@@ -138,6 +141,12 @@ if TYPE_CHECKING:
         MAX_LIMIT as MAX_LIMIT,
     )
     from datalayer.repositories import (
+        BaseRepository as BaseRepository,
+    )
+    from datalayer.repositories import (
+        BaseSoftDeleteRepository as BaseSoftDeleteRepository,
+    )
+    from datalayer.repositories import (
         ExecutionStats as ExecutionStats,
     )
     from datalayer.repositories import (
@@ -220,6 +229,7 @@ _MODULES: dict[str, tuple[str, ...]] = {
         "NotFoundError",
         "ReadOnlyError",
         "StaleDataError",
+        "UsageError",
     ),
     "datalayer.models": (
         "ACTIVE_SESSION_STATUSES",
@@ -254,6 +264,8 @@ _MODULES: dict[str, tuple[str, ...]] = {
         "metadata",
     ),
     "datalayer.repositories": (
+        "BaseRepository",
+        "BaseSoftDeleteRepository",
         "DEFAULT_LIMIT",
         "ExecutionStats",
         "Filter",
@@ -290,6 +302,8 @@ __all__ = [
     "MAX_BIGINT",
     "MAX_LIMIT",
     "ArchiveStatus",
+    "BaseRepository",
+    "BaseSoftDeleteRepository",
     "ConflictError",
     "ConstraintViolationError",
     "DataLayerError",
@@ -339,6 +353,7 @@ __all__ = [
     "ToolCallStatus",
     "ToolStatistics",
     "UsageCounters",
+    "UsageError",
     "UserModel",
     "UserRepository",
     "WorkingDirectoryArchiveModel",

@@ -1,4 +1,4 @@
-"""The ``datalayer`` command: ``migrate``, ``seed``, ``stats`` and ``demo``.
+"""The ``datalayer`` command: ``migrate``, ``seed``, ``stats``, ``demo`` and ``purge``.
 
 The database is ``--database-url`` (accepted before or after the command), else
 ``$DATALAYER_DATABASE_URL``, else the embedded SQLite file ``./datalayer.db``. Expected
@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 from datalayer.seed_sizes import SeedSizes
 
 if TYPE_CHECKING:
+    from datetime import timedelta
+
     from rich.console import Console
     from sqlalchemy.engine import URL
 
@@ -109,7 +111,33 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--seed", type=int, default=None, help="factory seed (default: random)")
     demo.set_defaults(handler=_demo)
+
+    purge = commands.add_parser(
+        "purge", parents=[url_option], help="hard-delete soft-deleted rows older than an age, in batches"
+    )
+    purge.add_argument("--older-than", required=True, type=_age, metavar="AGE", help="e.g. 30d, 12h, 2w")
+    # Table names are checked by datalayer.purge.table_models (importing the models here
+    # would make --help slow).
+    purge.add_argument("--table", action="append", help="repeatable; default: every soft-deletable table")
+    purge.add_argument(
+        "--batch-size",
+        type=_positive,
+        default=None,
+        metavar="N",
+        help="rows per transaction (default: datalayer.purge.DEFAULT_BATCH_SIZE)",
+    )
+    purge.add_argument("--dry-run", action="store_true", help="print the counts, delete nothing")
+    purge.set_defaults(handler=_purge)
     return parser
+
+
+def _age(text: str) -> timedelta:
+    from datalayer.purge import parse_age
+
+    try:
+        return parse_age(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
 class _VersionAction(argparse.Action):
@@ -435,6 +463,18 @@ def _print_counts(console: Console, title: str, counts: dict[str, int]) -> None:
         table.add_row(name, str(number))
     table.add_row("[bold]total[/bold]", f"[bold]{sum(counts.values())}[/bold]")
     console.print(table)
+
+
+async def _purge(args: argparse.Namespace) -> None:
+    from datalayer.database import Database
+    from datalayer.purge import DEFAULT_BATCH_SIZE, purge_with_progress, table_models
+
+    batch_size = args.batch_size if args.batch_size is not None else DEFAULT_BATCH_SIZE
+    async with Database(args.database_url) as db:
+        models = table_models(args.table)
+        await purge_with_progress(
+            db, models, args.older_than, batch_size=batch_size, dry_run=args.dry_run, console=_console()
+        )
 
 
 async def _demo(args: argparse.Namespace) -> None:

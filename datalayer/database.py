@@ -2,24 +2,38 @@
 
 from __future__ import annotations
 
+import asyncio
+import copy
 import logging
 import os
-from collections.abc import AsyncGenerator, AsyncIterator
+import sqlite3
+import threading
+from collections.abc import AsyncGenerator, Coroutine, Mapping
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 from uuid import uuid4
 
 from sqlalchemy import event
-from sqlalchemy.engine import URL, Connection, make_url
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.engine import URL, Connection, ExceptionContext, make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import ORMExecuteState
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlmodel import Session
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from datalayer.errors import InvalidDataError, ReadOnlyError, classify, translate_errors
+from datalayer.errors import (
+    DatabaseUnavailableError,
+    InvalidDataError,
+    ReadOnlyError,
+    UsageError,
+    classify,
+    raise_translated,
+    translate_errors,
+)
 from datalayer.models import metadata
 from datalayer.observability import (
     DEFAULT_SLOW_QUERY_SECONDS,
@@ -28,7 +42,15 @@ from datalayer.observability import (
     watch_slow_queries,
 )
 
-__all__ = ["DEFAULT_DATABASE_URL", "ENV_VAR", "PGBOUNCER_ENV_VAR", "Database", "resolve_url"]
+__all__ = [
+    "DEFAULT_COMMAND_TIMEOUT",
+    "DEFAULT_DATABASE_URL",
+    "ENV_VAR",
+    "PGBOUNCER_ENV_VAR",
+    "Database",
+    "Settings",
+    "resolve_url",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +67,8 @@ _ASYNC_DRIVERS = {
     "postgres": "postgresql+asyncpg",
 }
 _READ_ONLY = "datalayer_read_only"
+#: Seconds the client waits for one PostgreSQL statement unless ``command_timeout`` says otherwise.
+DEFAULT_COMMAND_TIMEOUT = 60.0
 
 
 def resolve_url(url: str | URL | None = None) -> URL:
@@ -74,6 +98,22 @@ def _hide_password(raw: str) -> str:
         return "<unparseable URL>"
 
 
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """The connection settings of a ``Database`` (see its docstring for each one)."""
+
+    echo: bool = False
+    connect_timeout: float = 10.0
+    sqlite_busy_timeout: float = 30.0
+    pgbouncer: bool = False
+    pool_pre_ping: bool = False
+    statement_timeout: float | None = None
+    command_timeout: float | None = DEFAULT_COMMAND_TIMEOUT
+    slow_query_seconds: float | None = DEFAULT_SLOW_QUERY_SECONDS
+    #: Passed on to :func:`sqlalchemy.ext.asyncio.create_async_engine`.
+    engine_options: Mapping[str, object] = field(default_factory=dict)
+
+
 class Database:
     """An async engine plus a unit-of-work factory, for SQLite (aiosqlite) or PostgreSQL (asyncpg).
 
@@ -90,6 +130,10 @@ class Database:
     - ``statement_timeout``: seconds a PostgreSQL statement may run before the server
       cancels it (``DatabaseUnavailableError``); through pgbouncer set it on the role instead
       (``ALTER ROLE app SET statement_timeout = '5s'``), pgbouncer drops startup settings.
+    - ``command_timeout``: seconds the client waits for any one PostgreSQL statement
+      (default 60, None for no limit); past it the connection is dropped and the unit fails
+      with ``DatabaseUnavailableError``. It bounds what ``statement_timeout`` cannot: a
+      frozen server or a dead network path.
     - ``replica_url``: a read replica; ``session(read_only=True)`` units of work go there.
       Read-only units refuse writes on every backend (``ReadOnlyError``), so code that
       works against one database keeps working when a replica is added.
@@ -100,7 +144,13 @@ class Database:
 
     On SQLite every connection gets ``foreign_keys=ON``, WAL journaling for files and a
     busy timeout, and write units of work start with ``BEGIN IMMEDIATE`` so that
-    concurrent writers queue for the lock instead of failing on upgrade.
+    concurrent writers queue for the lock instead of failing on upgrade. An in-memory
+    SQLite database is one shared connection: its units of work run one at a time.
+
+    A ``Database`` belongs to one event loop at a time: used from a second loop while the
+    first is still open (another thread), it raises ``UsageError``; after the first loop
+    closed (consecutive ``asyncio.run()`` calls) it drops the old loop's connections and
+    carries on.
     """
 
     def __init__(
@@ -114,6 +164,7 @@ class Database:
         pool_pre_ping: bool = False,
         replica_url: str | URL | None = None,
         statement_timeout: float | None = None,
+        command_timeout: float | None = DEFAULT_COMMAND_TIMEOUT,
         slow_query_seconds: float | None = DEFAULT_SLOW_QUERY_SECONDS,
         **engine_options: object,
     ) -> None:
@@ -127,24 +178,38 @@ class Database:
                 statement_timeout,
                 "pgbouncer drops startup settings; set statement_timeout on the database role",
             )
-        self._settings: dict[str, Any] = {
-            "echo": echo,
-            "connect_timeout": connect_timeout,
-            "sqlite_busy_timeout": sqlite_busy_timeout,
-            "pgbouncer": pgbouncer,
-            "pool_pre_ping": pool_pre_ping,
-            "statement_timeout": statement_timeout,
-            **engine_options,
-        }
+        for name, seconds in (
+            ("connect_timeout", connect_timeout),
+            ("sqlite_busy_timeout", sqlite_busy_timeout),
+            ("statement_timeout", statement_timeout),
+            ("command_timeout", command_timeout),
+        ):
+            if seconds is not None and (isinstance(seconds, bool) or not 0 < seconds < 10**7):
+                raise InvalidDataError.for_field(name, seconds, "must be a positive number of seconds")
+        self.settings = Settings(
+            echo=echo,
+            connect_timeout=connect_timeout,
+            sqlite_busy_timeout=sqlite_busy_timeout,
+            pgbouncer=pgbouncer,
+            pool_pre_ping=pool_pre_ping,
+            statement_timeout=statement_timeout,
+            command_timeout=command_timeout,
+            slow_query_seconds=slow,
+            engine_options=dict(engine_options),
+        )
+        # SQLite connections being closed after a failure, until their ROLLBACK has run.
+        self._closing: set[asyncio.Future[None]] = set()
         self.engine = self._make_engine(self.url)
         self.replica_url = resolve_url(replica_url) if replica_url is not None else None
         self.replica_engine = self._make_engine(self.replica_url) if self.replica_url else None
         watch_slow_queries(self.engine, role="primary", threshold=slow)
         if self.replica_engine is not None:
             watch_slow_queries(self.replica_engine, role="replica", threshold=slow)
-        self._sessions = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
+        self._sessions = async_sessionmaker(
+            self.engine, class_=AsyncSession, sync_session_class=_UnitSession, expire_on_commit=False
+        )
         read_engine = self.replica_engine or self.engine
-        read_options: dict[str, Any] = {_READ_ONLY: True}
+        read_options: dict[str, object] = {_READ_ONLY: True}
         if read_engine.dialect.name == "postgresql":
             # BEGIN READ ONLY in the same round trip: the server refuses writes even
             # when they bypass the ORM, exactly as a hot standby would.
@@ -155,6 +220,12 @@ class Database:
             sync_session_class=_ReadOnlySyncSession,
             expire_on_commit=False,
         )
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_lock = threading.Lock()
+        # In-memory SQLite is one connection (StaticPool): units must take turns on it.
+        self._serialize = _is_memory(self.url)
+        self._turn: asyncio.Lock | None = None
+        self._turn_holder: ContextVar[bool] = ContextVar(f"datalayer_turn_{id(self)}", default=False)
 
     @property
     def backend(self) -> str:
@@ -162,57 +233,148 @@ class Database:
         return self.url.get_backend_name()
 
     def _make_engine(self, url: URL) -> AsyncEngine:
-        settings = dict(self._settings)
-        connect_timeout = float(settings.pop("connect_timeout"))
-        busy_timeout = float(settings.pop("sqlite_busy_timeout"))
-        pgbouncer = bool(settings.pop("pgbouncer"))
-        statement_timeout = settings.pop("statement_timeout")
-        connect_args: dict[str, Any] = dict(settings.pop("connect_args", None) or {})
+        settings = self.settings
+        options = dict(settings.engine_options)
+        given = cast("Mapping[str, Any]", options.pop("connect_args", None) or {})
+        connect_args: dict[str, Any] = dict(given)
         if url.get_backend_name() == "postgresql":
-            connect_args.setdefault("timeout", connect_timeout)
-            if statement_timeout is not None:
+            connect_args.setdefault("timeout", settings.connect_timeout)
+            if settings.command_timeout is not None:
+                connect_args.setdefault("command_timeout", settings.command_timeout)
+            if settings.statement_timeout is not None:
                 server_settings = dict(connect_args.get("server_settings") or {})
-                server_settings["statement_timeout"] = str(max(1, round(float(statement_timeout) * 1000)))
+                server_settings["statement_timeout"] = str(max(1, round(settings.statement_timeout * 1000)))
                 connect_args["server_settings"] = server_settings
-            if pgbouncer:
+            if settings.pgbouncer:
                 # pgbouncer in transaction mode cannot keep prepared statements per client.
                 connect_args["statement_cache_size"] = 0
                 connect_args["prepared_statement_name_func"] = _unique_statement_name
                 connect_args["prepared_statement_cache_size"] = 0
         else:
-            connect_args.setdefault("timeout", busy_timeout)
-        engine = create_async_engine(url, connect_args=connect_args, **settings)
+            connect_args.setdefault("timeout", settings.sqlite_busy_timeout)
+        engine = create_async_engine(
+            url,
+            echo=settings.echo,
+            pool_pre_ping=settings.pool_pre_ping,
+            connect_args=connect_args,
+            **options,
+        )
         if url.get_backend_name() == "sqlite":
-            _configure_sqlite(engine, url)
+            _configure_sqlite(engine, url, self._closing)
+        else:
+            event.listen(engine.sync_engine, "handle_error", _client_timeout_error)
         return engine
 
+    def _check_loop(self) -> None:
+        """Bind this Database to the running event loop, or raise UsageError if another loop owns it."""
+        loop = asyncio.get_running_loop()
+        with self._loop_lock:
+            owner = self._loop
+            if owner is loop:
+                return
+            if owner is not None and not owner.is_closed():
+                raise UsageError(
+                    "this Database is in use by another event loop (another thread?); its connections "
+                    "belong to that loop. Create one Database per event loop or thread."
+                )
+            if owner is not None:
+                # The old loop is gone (asyncio.run() returned): its connections cannot be
+                # closed from here, only forgotten. New ones are made for this loop.
+                self.engine.sync_engine.dispose(close=False)
+                if self.replica_engine is not None:
+                    self.replica_engine.sync_engine.dispose(close=False)
+            self._loop = loop
+            self._turn = None
+
     @asynccontextmanager
-    async def session(self, *, read_only: bool = False) -> AsyncIterator[AsyncSession]:
+    async def session(self, *, read_only: bool = False) -> AsyncGenerator[AsyncSession, None]:
         """Yield a unit of work: committed on success, rolled back on any exception, always closed.
 
         ``read_only=True`` sends it to the replica when one is configured (and takes no
         write lock on SQLite); any INSERT, UPDATE, DELETE or flush in it raises
-        ``ReadOnlyError``, with or without a replica. SQLAlchemy and driver errors escaping
-        the block come out as ``datalayer.errors`` (the original chained), like repository calls.
+        ``ReadOnlyError``, with or without a replica, raw SQL included. SQLAlchemy and driver
+        errors escaping the block come out as ``datalayer.errors`` (the original chained),
+        like repository calls. Cancelled at any point, the unit releases its connection (and
+        SQLite's write lock) before the cancellation propagates; nothing of it is stored,
+        unless the cancellation arrived during COMMIT itself (then the commit completes).
+        After the block the session refuses every use (``UsageError``).
         """
-        factory = self._read_sessions if read_only else self._sessions
-        async with factory() as session:
+        self._check_loop()
+        async with self._take_turn():
+            factory = self._read_sessions if read_only else self._sessions
+            session = factory()
             try:
                 yield session
-                with translate_errors():
-                    await session.commit()
-            except SQLAlchemyError as exc:
-                # Raw SQL in the unit fails like repository calls do: with a datalayer error.
-                await _rollback_quietly(session)
-                translated = classify(exc)
-                log_failed_unit(translated or exc, backend=self.backend, read_only=read_only, cause=exc)
-                if translated is None:
-                    raise
-                raise translated from exc
+                # Finished even if cancelled meanwhile, so the outcome is never half-known
+                # to the pool; a cancellation is re-raised once the commit is done.
+                await _to_completion(_commit(session))
             except BaseException as exc:
-                await _rollback_quietly(session)
-                log_failed_unit(exc, backend=self.backend, read_only=read_only)
-                raise
+                await _to_completion(self._discard(session))
+                translated = classify(exc) if isinstance(exc, Exception) else None
+                if translated is not None and translated is not exc:
+                    log_failed_unit(translated, backend=self.backend, read_only=read_only, cause=exc)
+                else:
+                    log_failed_unit(exc, backend=self.backend, read_only=read_only)
+                raise_translated(exc)
+            else:
+                await _to_completion(session.close())
+            finally:
+                session.sync_session.info[_ENDED] = True
+
+    @asynccontextmanager
+    async def _take_turn(self) -> AsyncGenerator[None, None]:
+        """Hold the in-memory database's one connection for a unit of work (no-op elsewhere)."""
+        if not self._serialize:
+            yield
+            return
+        if self._turn_holder.get():
+            raise UsageError(
+                "a unit of work is already open in this task; an in-memory SQLite database is a single "
+                "connection, so units cannot nest (use a SQLite file for concurrent units)"
+            )
+        if self._turn is None:
+            self._turn = asyncio.Lock()
+        async with self._turn:
+            token = self._turn_holder.set(True)
+            try:
+                yield
+            finally:
+                self._turn_holder.reset(token)
+
+    async def _discard(self, session: AsyncSession) -> None:
+        """Close without committing (the pool rolls the connection back); drop it if that fails.
+
+        Not ``session.rollback()``: that expires every loaded entity, and reading ``.id`` of
+        one afterwards raised DetachedInstanceError. Closed this way, entities keep the values
+        they had in the unit (detached; not in the database).
+        """
+        try:
+            await session.close()
+        except Exception as exc:  # the connection may already be gone; the original error matters more
+            logger.warning("closing a failed unit of work failed: %s", type(exc).__name__)
+            await session.invalidate()
+        if self._closing:
+            # A connection dropped mid-statement (cancelled) is released by the ROLLBACK queued
+            # ahead of its close: wait for it, so the next writer finds the lock free.
+            await asyncio.gather(*list(self._closing), return_exceptions=True)
+
+    def bound_to(self, connection: AsyncConnection) -> Database:
+        """Return a Database whose units of work join ``connection``'s transaction (for tests).
+
+        SQLAlchemy's "join an external transaction" recipe: each unit runs in a SAVEPOINT
+        (``join_transaction_mode="create_savepoint"``), so its commit releases the savepoint
+        and its rollback undoes only its own work; whoever owns ``connection`` rolls back
+        everything at the end. The engine is shared with this Database, which keeps it.
+        """
+        joined = copy.copy(self)
+        options: dict[str, Any] = {"expire_on_commit": False, "join_transaction_mode": "create_savepoint"}
+        joined._sessions = async_sessionmaker(
+            connection, class_=AsyncSession, sync_session_class=_UnitSession, **options
+        )
+        joined._read_sessions = async_sessionmaker(
+            connection, class_=AsyncSession, sync_session_class=_ReadOnlySyncSession, **options
+        )
+        return joined
 
     async def session_dependency(self) -> AsyncGenerator[AsyncSession, None]:
         """Yield a unit of work; usable as a FastAPI dependency (``Depends(db.session_dependency)``)."""
@@ -221,15 +383,19 @@ class Database:
 
     async def create_all(self) -> None:
         """Create every table and index of the models that does not exist yet."""
-        with translate_errors():
-            async with self.engine.begin() as conn:
-                await conn.run_sync(metadata.create_all)
+        self._check_loop()
+        async with self._take_turn():
+            with translate_errors():
+                async with self.engine.begin() as conn:
+                    await conn.run_sync(metadata.create_all)
 
     async def drop_all(self) -> None:
         """Drop every table of the models."""
-        with translate_errors():
-            async with self.engine.begin() as conn:
-                await conn.run_sync(metadata.drop_all)
+        self._check_loop()
+        async with self._take_turn():
+            with translate_errors():
+                async with self.engine.begin() as conn:
+                    await conn.run_sync(metadata.drop_all)
 
     async def dispose(self) -> None:
         """Close every pooled connection."""
@@ -252,7 +418,57 @@ class Database:
         return f"Database({self.url.render_as_string(hide_password=True)!r})"
 
 
-class _ReadOnlySyncSession(Session):
+_ENDED = "datalayer_unit_ended"
+_ENDED_MESSAGE = (
+    "this unit of work has ended: its session cannot be used after the `async with db.session()` "
+    "block (e.g. from a background task); open a new unit of work"
+)
+
+
+class _UnitSession(Session):
+    """The synchronous session behind a unit of work: refuses every use once the unit ended."""
+
+    def get_bind(self, *args: Any, **kwargs: Any) -> Any:
+        """Return the engine for a statement; UsageError once the unit of work ended."""
+        # Every execute, flush and connection() asks for a bind first: nothing is checked out.
+        if self.info.get(_ENDED):
+            raise UsageError(_ENDED_MESSAGE)
+        return super().get_bind(*args, **kwargs)
+
+
+@event.listens_for(_UnitSession, "before_attach")
+def _refuse_attach_after_end(session: Session, instance: object) -> None:
+    if session.info.get(_ENDED):
+        raise UsageError(_ENDED_MESSAGE)
+
+
+async def _commit(session: AsyncSession) -> None:
+    with translate_errors():
+        await session.commit()
+
+
+async def _to_completion(step: Coroutine[Any, Any, None]) -> None:
+    """Run ``step`` to its end even if the caller is cancelled meanwhile; then re-raise the cancellation.
+
+    A cleanup cut short by a cancellation (anyio cancels again at every await) would leave
+    the connection, and on SQLite the write lock, to the garbage collector.
+    """
+    task = asyncio.ensure_future(step)
+    cancelled: BaseException | None = None
+    while True:
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError as exc:
+            if task.done():
+                raise
+            cancelled = exc
+        else:
+            break
+    if cancelled is not None:
+        raise cancelled
+
+
+class _ReadOnlySyncSession(_UnitSession):
     """The synchronous session behind read-only units of work: refuses every write."""
 
 
@@ -268,24 +484,37 @@ def _refuse_flush(session: Session, flush_context: Any, instances: Any) -> None:
         raise ReadOnlyError("cannot write in a read-only unit of work; use db.session() to write")
 
 
-async def _rollback_quietly(session: AsyncSession) -> None:
-    """Roll back, logging (not raising) a failure: the original exception matters more."""
-    try:
-        await session.rollback()
-    except Exception as exc:  # the connection may already be gone
-        logger.warning("rollback failed after an error: %s", type(exc).__name__)
-
-
 def _unique_statement_name() -> str:
     return f"__datalayer_{uuid4().hex}__"
 
 
-def _configure_sqlite(engine: AsyncEngine, url: URL) -> None:
+def _client_timeout_error(context: ExceptionContext) -> DatabaseUnavailableError | None:
+    """Turn asyncpg's ``command_timeout`` (a bare TimeoutError) into DatabaseUnavailableError.
+
+    The connection is dropped: its statement may still be running, or the server is frozen.
+    """
+    if not isinstance(context.original_exception, TimeoutError) or context.connection is None:
+        return None
+    context.is_disconnect = True
+    context.invalidate_pool_on_disconnect = False  # only this connection is suspect
+    return DatabaseUnavailableError(
+        "no answer from the database server within command_timeout; the connection was dropped"
+    )
+
+
+def _is_memory(url: URL) -> bool:
+    return url.get_backend_name() == "sqlite" and (
+        url.database in (None, "", ":memory:") or "mode=memory" in str(url.query)
+    )
+
+
+def _configure_sqlite(engine: AsyncEngine, url: URL, closing: set[asyncio.Future[None]]) -> None:
     """Install the per-connection pragmas and the explicit BEGIN that SQLite needs.
 
-    The busy timeout is sqlite3's ``timeout`` connect argument.
+    The busy timeout is sqlite3's ``timeout`` connect argument. ``closing`` collects the
+    rollbacks queued ahead of closes, for the unit of work to wait on.
     """
-    in_memory = url.database in (None, "", ":memory:") or "mode=memory" in str(url.query)
+    in_memory = _is_memory(url)
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
@@ -300,10 +529,59 @@ def _configure_sqlite(engine: AsyncEngine, url: URL) -> None:
                 cursor.execute("PRAGMA synchronous=NORMAL")
         finally:
             cursor.close()
+        record.info[_QUERY_ONLY] = False
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Connection) -> None:
+        read_only = bool(conn.get_execution_options().get(_READ_ONLY, False))
+        info = conn.connection.info
+        if info.get(_QUERY_ONLY) != read_only:
+            # The database itself refuses writes in read-only units, raw SQL included;
+            # switched back by the next write unit on this connection.
+            conn.exec_driver_sql("PRAGMA query_only=ON" if read_only else "PRAGMA query_only=OFF")
+            info[_QUERY_ONLY] = read_only
         # A writer must hold the lock from the start: a deferred transaction that reads
         # and then writes fails with SQLITE_BUSY instead of waiting.
-        read_only = conn.get_execution_options().get(_READ_ONLY, False)
         conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+    @event.listens_for(engine.sync_engine, "close")
+    def _on_close(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        _rollback_before_close(dbapi_connection, closing)
+
+    @event.listens_for(engine.sync_engine, "close_detached")
+    def _on_close_detached(dbapi_connection: Any) -> None:
+        _rollback_before_close(dbapi_connection, closing)
+
+
+_QUERY_ONLY = "datalayer_query_only"
+
+
+def _rollback_before_close(dbapi_connection: Any, closing: set[asyncio.Future[None]]) -> None:
+    """Queue a ROLLBACK ahead of the close of an aiosqlite connection; return at once.
+
+    A statement cut short by a cancellation stays unfinalized until the garbage collector
+    frees its cursor, and sqlite3's close leaves such a connection open, its transaction and
+    the write lock with it. aiosqlite runs calls on its thread in order, so a ROLLBACK queued
+    now runs before the close that follows, and needs no await that could be cancelled.
+    """
+    worker = getattr(dbapi_connection, "_connection", None)  # the aiosqlite.Connection
+    queue = getattr(worker, "_tx", None)
+    raw = getattr(worker, "_connection", None)  # the sqlite3.Connection, None once closed
+    if queue is None or not isinstance(raw, sqlite3.Connection):
+        return
+
+    def rollback() -> None:
+        try:
+            if raw.in_transaction:
+                raw.rollback()
+        except sqlite3.Error as exc:
+            logger.warning("rollback before close failed: %s", exc)
+
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:  # garbage collection outside the loop: sqlite3 rolls back on its own close
+        return
+    future: asyncio.Future[None] = loop.create_future()
+    closing.add(future)
+    future.add_done_callback(closing.discard)
+    queue.put_nowait((future, rollback))

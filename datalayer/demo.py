@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlmodel import col
 
+from datalayer.guards import is_list, is_mapping
 from datalayer.models import (
     FINISHED_SESSION_STATUSES,
     EntityModel,
@@ -44,7 +45,7 @@ __all__ = ["run_every_query"]
 
 def _summary(value: object) -> str:
     """Return a short description of what a query returned."""
-    if isinstance(value, list):
+    if is_list(value):
         if not value:
             return "[] (0 rows)"
         first = _summary(value[0])
@@ -61,7 +62,7 @@ def _summary(value: object) -> str:
         if isinstance(value, MessageModel):
             label = f"#{value.sequence_number} {value.message_type}"
         return f"{type(value).__name__}({label})"
-    if isinstance(value, dict):
+    if is_mapping(value):
         return "{" + ", ".join(f"{k}: {_short(v)}" for k, v in value.items()) + "}"
     return _short(value)
 

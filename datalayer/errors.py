@@ -3,15 +3,38 @@
 Every repository method raises only these; the driver or SQLAlchemy exception that
 caused one is chained as ``__cause__``. After any of them, roll the unit of work back
 (``Database.session()`` does it for you) and start a new one.
+
+Driver errors are classified by code, never by message text, the same way on both backends:
+
+=============================  ==========================================  ===============================
+error                          PostgreSQL SQLSTATE                         SQLite (extended) result code
+=============================  ==========================================  ===============================
+``ConflictError``              23505 unique; 40001, 40P01 (retry the unit)  CONSTRAINT_UNIQUE, _PRIMARYKEY
+``ConstraintViolationError``   other 23xxx (foreign key, check, not null)  other CONSTRAINT_*
+``InvalidDataError``           22xxx data exception, 54xxx limits          TOOBIG, MISMATCH, RANGE
+``ReadOnlyError``              25006 read-only transaction                 READONLY (``query_only``)
+``DatabaseUnavailableError``   08xxx connection, 28xxx credentials,        BUSY, LOCKED, CANTOPEN,
+                               3D000 no such database, 53xxx resources,    IOERR, NOTADB, FULL, AUTH
+                               57P0x shutdown, 57014 statement_timeout,
+                               55P03 lock timeout; a lost connection or
+                               a client-side timeout (``command_timeout``)
+``DataLayerError`` (bare)      anything else, e.g. 42xxx (a misspelled     anything else, e.g. ERROR
+                               column, another table's column): a bug      ("no such column"): a bug
+=============================  ==========================================  ===============================
+
+``UsageError`` is raised before anything is sent: a unit of work used after it ended, a
+``Database`` used from a second event loop, a nested unit on an in-memory SQLite database.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Generator
 from contextlib import contextmanager
+from typing import NoReturn
 
+from asyncpg import exceptions as pg_exc  # type: ignore[import-untyped]  # asyncpg ships no type information
 from sqlalchemy import exc as sa_exc
 
 __all__ = [
@@ -23,6 +46,8 @@ __all__ = [
     "NotFoundError",
     "ReadOnlyError",
     "StaleDataError",
+    "UsageError",
+    "raise_translated",
     "translate_errors",
 ]
 
@@ -91,12 +116,23 @@ class ReadOnlyError(DataLayerError):
     """A write was attempted in a read-only unit of work or on a read replica."""
 
 
+class UsageError(DataLayerError, RuntimeError):
+    """The package was used in a way that cannot work; nothing was sent to the database.
+
+    For example a unit of work's session used after the ``async with`` block ended, or one
+    ``Database`` used from two event loops (threads) at once. A bug in the caller: retrying
+    does not help.
+    """
+
+
 # SQLSTATE codes (PostgreSQL) that we classify; see Appendix A of its manual.
 _PG_UNIQUE = "23505"
 _PG_CONFLICT_CLASSES = ("40001", "40P01")  # serialization failure, deadlock
 _PG_CONSTRAINT_PREFIX = "23"
 _PG_DATA_PREFIX = "22"
-_PG_UNAVAILABLE_PREFIXES = ("08", "57P", "53")  # connection, shutdown, resources
+# connection, credentials (invalid authorization), shutdown, resources
+_PG_UNAVAILABLE_PREFIXES = ("08", "28", "57P", "53")
+_PG_NO_DATABASE = "3D000"  # invalid_catalog_name: the database in the URL does not exist
 _PG_READ_ONLY = "25006"  # read_only_sql_transaction (also what a hot standby answers)
 _PG_CANCELED = "57014"  # query_canceled: statement_timeout or a cancel request
 _PG_LOCK_TIMEOUT = "55P03"  # lock_not_available: lock_timeout or NOWAIT
@@ -105,7 +141,13 @@ _PG_LIMIT_PREFIX = "54"  # program_limit_exceeded, e.g. a value too large to ind
 # SQLite extended result codes (sqlite3.<name> since Python 3.11).
 _SQLITE_UNIQUE = {sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY}
 _SQLITE_BUSY = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
-_SQLITE_UNAVAILABLE = {sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_NOTADB}
+_SQLITE_UNAVAILABLE = {
+    sqlite3.SQLITE_CANTOPEN,
+    sqlite3.SQLITE_IOERR,
+    sqlite3.SQLITE_NOTADB,
+    sqlite3.SQLITE_FULL,
+    sqlite3.SQLITE_AUTH,
+}
 
 
 def _sqlstate(error: BaseException | None) -> str | None:
@@ -121,11 +163,30 @@ def _sqlstate(error: BaseException | None) -> str | None:
     return None
 
 
+def _no_server_fits(error: BaseException | None) -> bool:
+    """Return True for asyncpg's refusal of every host of a multi-host URL (``target_session_attrs``)."""
+    # Imported here: only PostgreSQL errors get this far. asyncpg ships no type information.
+    from asyncpg.exceptions import TargetServerAttributeNotMatched  # type: ignore[import-untyped]
+
+    seen = 0
+    while error is not None and seen < 5:
+        if isinstance(error, TargetServerAttributeNotMatched):
+            return True
+        error = error.__cause__
+        seen += 1
+    return False
+
+
 def _sqlite_code(error: BaseException | None) -> int | None:
     """Return the SQLite extended error code carried by a driver error."""
     if isinstance(error, sqlite3.Error):
         return error.sqlite_errorcode
     return None
+
+
+#: The same, for the modules that report driver errors (observability, tracing).
+sqlstate = _sqlstate
+sqlite_code = _sqlite_code
 
 
 def classify(error: BaseException) -> DataLayerError | None:
@@ -139,6 +200,8 @@ def classify(error: BaseException) -> DataLayerError | None:
         code = _sqlite_code(orig)
         if error.connection_invalidated:
             return DatabaseUnavailableError(f"connection lost: {message}")
+        if isinstance(error, sa_exc.InternalError) and _no_server_fits(orig):
+            return DatabaseUnavailableError(f"no server of the kind target_session_attrs asks for: {message}")
         if state is not None:
             if state == _PG_UNIQUE:
                 return ConflictError(message)
@@ -156,8 +219,10 @@ def classify(error: BaseException) -> DataLayerError | None:
                 return ConstraintViolationError(message)
             if state.startswith(_PG_DATA_PREFIX):
                 return InvalidDataError(message)
-            if state.startswith(_PG_UNAVAILABLE_PREFIXES):
+            if state.startswith(_PG_UNAVAILABLE_PREFIXES) or state == _PG_NO_DATABASE:
                 return DatabaseUnavailableError(message)
+            # Any other SQLSTATE (42xxx syntax or access, ...) is a bug, not an outage.
+            return DataLayerError(message)
         if code is not None:
             if code in _SQLITE_UNIQUE:
                 return ConflictError(message)
@@ -167,8 +232,12 @@ def classify(error: BaseException) -> DataLayerError | None:
                 return DatabaseUnavailableError(f"database is busy: {message}")
             if code & 0xFF in _SQLITE_UNAVAILABLE:
                 return DatabaseUnavailableError(message)
+            if code & 0xFF == sqlite3.SQLITE_READONLY:
+                return ReadOnlyError(f"read-only: {message}")
             if code & 0xFF in (sqlite3.SQLITE_TOOBIG, sqlite3.SQLITE_MISMATCH, sqlite3.SQLITE_RANGE):
                 return InvalidDataError(message)
+            # SQLITE_ERROR ("no such column", syntax) and the rest: a bug, not an outage.
+            return DataLayerError(message)
         if isinstance(error, sa_exc.IntegrityError):
             return ConstraintViolationError(message)
         if isinstance(error, sa_exc.DataError):
@@ -176,6 +245,10 @@ def classify(error: BaseException) -> DataLayerError | None:
         if isinstance(error, (sa_exc.OperationalError, sa_exc.InterfaceError)):
             return DatabaseUnavailableError(message)
         return DataLayerError(message)
+    if isinstance(error, pg_exc.InterfaceError):
+        # Raised by asyncpg outside SQLAlchemy's wrapping (a stream's cursor fetch after the
+        # server dropped the connection); SQLAlchemy maps the same class to InterfaceError.
+        return DatabaseUnavailableError(f"connection lost: {message}")
     if isinstance(error, sa_exc.TimeoutError):
         return DatabaseUnavailableError(f"no pooled connection free in time: {message}")
     if isinstance(error, sa_exc.StatementError):
@@ -197,15 +270,18 @@ def _first_line(error: BaseException) -> str:
     return text.splitlines()[0] if text else type(error).__name__
 
 
+def raise_translated(error: BaseException) -> NoReturn:
+    """Raise the datalayer error for ``error`` (chaining it), or ``error`` itself if it is not one we know."""
+    translated = classify(error)
+    if translated is None or translated is error:
+        raise error
+    raise translated from error
+
+
 @contextmanager
-def translate_errors() -> Iterator[None]:
+def translate_errors() -> Generator[None]:
     """Re-raise driver and SQLAlchemy errors as datalayer errors, chaining the original."""
     try:
         yield
-    except DataLayerError:
-        raise
     except Exception as exc:
-        translated = classify(exc)
-        if translated is None:
-            raise
-        raise translated from exc
+        raise_translated(exc)

@@ -7,10 +7,10 @@ autogenerate finds no difference on either)::
 
     .venv/bin/python -m datalayer.migrate regenerate
 
-These functions are synchronous: ``migrations/env.py`` runs its own event loop with
-``asyncio.run``. From async code call them in a worker thread::
-
-    await asyncio.to_thread(upgrade, url)
+``upgrade``, ``downgrade`` and ``current`` are synchronous: ``migrations/env.py`` runs its own
+event loop with ``asyncio.run``. From async code (a service's startup, an async test fixture)
+use ``await upgrade_async(url)``, ``downgrade_async`` and ``current_async``: they run Alembic
+on an async connection of the caller's event loop (``AsyncConnection.run_sync``).
 
 Expected failures raise :mod:`datalayer.errors` types with a one-line message: an unknown
 revision is an ``InvalidDataError`` (``field="revision"``), a database that cannot be reached
@@ -37,11 +37,11 @@ from __future__ import annotations
 import asyncio
 import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Generator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import sqlalchemy as sa
 from alembic import command
@@ -54,6 +54,8 @@ from alembic.script import ScriptDirectory
 from alembic.script.revision import RevisionError
 from alembic.util.exc import CommandError
 from sqlalchemy.engine import URL, Connection
+from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
+from sqlalchemy.pool import NullPool
 
 from datalayer.database import resolve_url
 from datalayer.errors import (
@@ -61,7 +63,7 @@ from datalayer.errors import (
     DatabaseUnavailableError,
     DataLayerError,
     InvalidDataError,
-    classify,
+    translate_errors,
 )
 
 __all__ = [
@@ -72,9 +74,11 @@ __all__ = [
     "SchemaNotReadyError",
     "alembic_config",
     "current",
+    "current_async",
     "datalayer_tables",
     "differences",
     "downgrade",
+    "downgrade_async",
     "exclude_datalayer_tables",
     "head",
     "history",
@@ -82,6 +86,7 @@ __all__ = [
     "render_item",
     "require_head",
     "upgrade",
+    "upgrade_async",
 ]
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
@@ -180,6 +185,87 @@ def current(url: str | URL | None = None) -> str | None:
     with _translated(None):
         _run_env(config, collect)
     return ",".join(sorted(found)) or None
+
+
+async def upgrade_async(url: str | URL | None = None, revision: str = "head") -> None:
+    """Upgrade the database to ``revision`` from async code, on the running event loop; returns None."""
+    if revision == "base" or revision.startswith("-"):
+        raise InvalidDataError.for_field("revision", revision, "upgrade goes forward only: use downgrade")
+    await _run_async(url, revision, lambda config: command.upgrade(config, revision))
+
+
+async def downgrade_async(url: str | URL | None = None, revision: str = "base") -> None:
+    """Downgrade the database to ``revision`` from async code, on the running event loop; returns None."""
+    if revision in ("head", "heads") or revision.startswith("+"):
+        raise InvalidDataError.for_field("revision", revision, "downgrade goes backward only: use upgrade")
+
+    def run(config: Config) -> None:
+        config.attributes["downgrade_to"] = revision  # env.py refuses to drop referenced tables
+        command.downgrade(config, revision)
+
+    await _run_async(url, revision, run)
+
+
+async def current_async(url: str | URL | None = None) -> str | None:
+    """Return the database's current revision id (None when never migrated), from async code."""
+    if _missing_sqlite_file(alembic_config(url).attributes["url"]):
+        return None
+
+    def heads(config: Config) -> str | None:
+        connection: Connection = config.attributes["connection"]
+        script = ScriptDirectory.from_config(config)
+        context = MigrationContext.configure(
+            connection, opts={"version_table": VERSION_TABLE, "script": script}
+        )
+        found = context.get_current_heads() or legacy_revisions(connection, context)
+        return ",".join(sorted(found)) or None
+
+    return await _run_async(url, None, heads)
+
+
+_R = TypeVar("_R")
+#: Seconds to wait for a PostgreSQL server, or for a SQLite writer's lock (as migrations/env.py).
+_CONNECT_TIMEOUT = 10.0
+_SQLITE_BUSY_TIMEOUT = 30.0
+
+
+async def _run_async(url: str | URL | None, revision: str | None, fn: Callable[[Config], _R]) -> _R:
+    """Return ``fn(config)`` run inside ``AsyncConnection.run_sync`` with that connection in ``config``.
+
+    ``migrations/env.py`` uses a connection it finds in ``config.attributes`` as is, so Alembic
+    runs on this event loop's connection instead of starting a loop of its own; its blocking
+    calls go through SQLAlchemy's greenlet bridge, so the loop keeps serving other tasks.
+    """
+    config = alembic_config(url)
+    resolved: URL = config.attributes["url"]
+    timeout = _CONNECT_TIMEOUT if resolved.get_backend_name() == "postgresql" else _SQLITE_BUSY_TIMEOUT
+    engine = create_async_engine(resolved, poolclass=NullPool, connect_args={"timeout": timeout})
+
+    def with_connection(connection: Connection) -> _R:
+        config.attributes["connection"] = connection
+        return fn(config)
+
+    try:
+        with _translated(revision):
+            connection = await _connect(engine.connect(), resolved)
+            try:
+                return await connection.run_sync(with_connection)
+            finally:
+                await connection.close()
+    finally:
+        await engine.dispose()
+
+
+async def _connect(connection: AsyncConnection, url: URL) -> AsyncConnection:
+    """Return the started connection, or raise ``DatabaseUnavailableError`` saying why it failed."""
+    try:
+        return await connection.start()
+    except Exception as exc:
+        detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+        shown = url.render_as_string(hide_password=True)
+        raise DatabaseUnavailableError(
+            f"cannot connect to {shown}: {detail[0] if detail else type(exc).__name__}"
+        ) from exc
 
 
 def require_head(url: str | URL | None = None) -> str | None:
@@ -441,26 +527,20 @@ def _refuse_running_loop() -> None:
     except RuntimeError:
         return
     raise RuntimeError(
-        "datalayer.migrate runs its own event loop; from async code use "
-        "`await asyncio.to_thread(upgrade, url)`"
+        "datalayer.migrate.upgrade/downgrade/current run their own event loop; from async code use "
+        "`await upgrade_async(url)` (downgrade_async, current_async) or `asyncio.to_thread`"
     )
 
 
 @contextmanager
-def _translated(revision: str | None) -> Iterator[None]:
+def _translated(revision: str | None) -> Generator[None]:
     """Re-raise Alembic and driver errors as one-line datalayer errors."""
     try:
-        yield
-    except DataLayerError:
-        raise
+        with translate_errors():
+            yield
     except (CommandError, RevisionError) as exc:
         message = _first_line(exc)
         raise InvalidDataError(message, field="revision", value=revision) from exc
-    except Exception as exc:
-        translated = classify(exc)
-        if translated is None:
-            raise
-        raise translated from exc
 
 
 def _first_line(error: BaseException) -> str:

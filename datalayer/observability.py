@@ -39,8 +39,8 @@ from datalayer.errors import (
     DataLayerError,
     InvalidDataError,
     ReadOnlyError,
-    _sqlite_code,
-    _sqlstate,
+    sqlite_code,
+    sqlstate,
 )
 
 __all__ = [
@@ -69,7 +69,7 @@ _MAX_STATEMENT_CHARS = 1000
 _STARTED = "_datalayer_started"
 
 
-def check_slow_query_seconds(value: float | None) -> float | None:
+def check_slow_query_seconds(value: object) -> float | None:
     """Return the threshold if it is None or a finite number of seconds >= 0, else raise InvalidDataError."""
     if value is None:
         return None
@@ -205,5 +205,5 @@ def _codes(error: BaseException, cause: BaseException | None) -> tuple[str | Non
         current = current.__cause__ or (cause if current is error else None)
     for link in chain:
         if isinstance(link, DBAPIError) and link.orig is not None:
-            return _sqlstate(link.orig), _sqlite_code(link.orig)
+            return sqlstate(link.orig), sqlite_code(link.orig)
     return None, None

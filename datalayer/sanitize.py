@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from typing import Any, cast
 
 from datalayer.errors import InvalidDataError
+from datalayer.guards import is_list, is_mapping, is_sequence
 
 __all__ = [
     "MAX_JSON_DEPTH",
@@ -66,14 +67,14 @@ def check_value(field: str, value: object) -> None:
             raise InvalidDataError.for_field(field, _shown(value), "integer out of the 64-bit range")
     elif isinstance(value, float):
         _check_float(field, value)
-    elif isinstance(value, list):
+    elif is_list(value):
         for index, item in enumerate(value):
             if isinstance(item, str) and len(item) > MAX_LIST_ITEM_LENGTH:
                 raise InvalidDataError.for_field(
                     f"{field}[{index}]", item, f"longer than {MAX_LIST_ITEM_LENGTH} characters"
                 )
         _check_json(field, value)
-    elif isinstance(value, dict):
+    elif is_mapping(value):
         _check_json(field, value)
 
 
@@ -167,10 +168,10 @@ def _check_json(field: str, document: object) -> None:
                 raise InvalidDataError.for_field(
                     path, value, "float of 1e16 or more would come back as an int; pass int(value)"
                 )
-        elif isinstance(value, dict | list | tuple):
+        elif is_mapping(value) or is_sequence(value):
             if depth >= MAX_JSON_DEPTH:
                 raise InvalidDataError.for_field(path, "...", f"JSON nested deeper than {MAX_JSON_DEPTH}")
-            if isinstance(value, dict):
+            if is_mapping(value):
                 for key, item in value.items():
                     if not isinstance(key, str):
                         raise InvalidDataError.for_field(path, key, "JSON object keys must be strings")

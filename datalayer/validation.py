@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from functools import cache
 from typing import Annotated, Any, Generic, TypeVar, cast, get_args, get_origin
 from uuid import UUID
 
@@ -106,7 +105,7 @@ class ModelValidator(Generic[ModelT]):
             validated = self._row_model.model_validate(values)
         except ValidationError as exc:
             raise _to_invalid(exc, values) from exc
-        row: dict[str, Any] = validated.__dict__  # the validated model itself is not kept
+        row: dict[str, Any] = vars(validated)  # the validated model itself is not kept
         self._check_datetimes(row)
         for name in self._sanitized_fields:
             check_value(name, row[name])
@@ -155,7 +154,12 @@ class ModelValidator(Generic[ModelT]):
                 )
 
 
-@cache
+_VALIDATORS: dict[type[SQLModel], ModelValidator[Any]] = {}
+
+
 def validator_for(model: type[ModelT]) -> ModelValidator[ModelT]:
     """Return the (cached) validator of a table model."""
-    return ModelValidator(model)
+    validator = _VALIDATORS.get(model)
+    if validator is None:
+        validator = _VALIDATORS.setdefault(model, ModelValidator(model))
+    return validator

@@ -25,9 +25,8 @@ Run it (FastAPI and an ASGI server are not dependencies of datalayer)::
 Tests build their own app around a test database with :func:`create_app`.
 """
 
-# No ``from __future__ import annotations``: FastAPI reads the handlers' annotations at run
-# time, and ``Unit`` below is local to create_app.
-from collections.abc import AsyncIterator
+# No ``from __future__ import annotations``: FastAPI reads the handlers' annotations at run time.
+from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Annotated, Any
@@ -49,7 +48,7 @@ from datalayer.errors import (
 from datalayer.models import SessionModel, UserModel
 from datalayer.repositories import DEFAULT_LIMIT, SessionRepository, UserRepository
 
-__all__ = ["app", "create_app", "database"]
+__all__ = ["Unit", "app", "create_app", "database", "unit_of_work"]
 
 
 class UserCreate(BaseModel):
@@ -87,19 +86,30 @@ class SessionPatch(BaseModel):
     completed_at: datetime | None = None
 
 
+async def unit_of_work(request: Request) -> AsyncGenerator[AsyncSession]:
+    """Yield the request's unit of work on the app's ``Database`` (``db.session()`` semantics)."""
+    db: Database = request.app.state.database
+    async with db.session() as session:
+        yield session
+
+
+#: A handler parameter typed ``Unit`` is the request's session. scope="function": the commit
+#: runs before the response is sent, so a failed commit becomes an error response instead
+#: of a success the database never saw. Module level, so type checkers see a valid type.
+Unit = Annotated[AsyncSession, Depends(unit_of_work, scope="function")]
+
+
 def create_app(db: Database, *, dispose_on_shutdown: bool = False) -> FastAPI:
     """Return the service's FastAPI app, using ``db`` for every request."""
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncGenerator[None]:
         yield
         if dispose_on_shutdown:
             await db.dispose()
 
     app = FastAPI(title="datalayer example service", lifespan=lifespan)
-    # scope="function": the commit runs before the response is sent, so a failed commit
-    # becomes an error response instead of a success the database never saw.
-    Unit = Annotated[AsyncSession, Depends(db.session_dependency, scope="function")]
+    app.state.database = db
     _install_error_handlers(app)
 
     @app.post("/users", status_code=status.HTTP_201_CREATED, response_model=UserModel)

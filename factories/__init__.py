@@ -1,76 +1,8 @@
-"""polyfactory factories for the datalayer models (install the ``factories`` extra).
+"""Source-checkout alias of :mod:`datalayer.factories`, where the factories live and ship.
 
-- One factory per model (``UserFactory``, ``SessionFactory``, ...): ``build()``,
-  ``batch(n)`` and ``rows(n)`` (plain dicts) give valid, plausible entities.
-- ``seed_factories(seed)`` makes everything that follows reproducible across processes.
-- ``await persist(session, SessionFactory, count=3, **overrides)`` inserts through the
-  repositories and creates missing parents (a session gets its user).
+Not installed by the wheel (a top-level ``factories`` package would shadow the user's own);
+new code imports ``datalayer.factories``.
 """
 
-from typing import Any
-
-try:
-    import polyfactory  # noqa: F401
-except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
-    raise ImportError(
-        "datalayer's factories need polyfactory, which is not installed: pip install 'datalayer[factories]'"
-    ) from exc
-
-from factories.base import ANCHOR, TAGS, TOOL_NAMES, DataFactory, seed_factories
-from factories.models import (
-    HookExecutionFactory,
-    MCPServerFactory,
-    MessageFactory,
-    PermissionDecisionFactory,
-    ReportFactory,
-    SessionFactory,
-    SessionMetricsSnapshotFactory,
-    SessionTemplateFactory,
-    TaskExecutionFactory,
-    TaskFactory,
-    ToolCallFactory,
-    UserFactory,
-    WorkingDirectoryArchiveFactory,
-)
-from factories.persistence import persist, persist_one
-
-__all__ = [
-    "ALL_FACTORIES",
-    "ANCHOR",
-    "TAGS",
-    "TOOL_NAMES",
-    "DataFactory",
-    "HookExecutionFactory",
-    "MCPServerFactory",
-    "MessageFactory",
-    "PermissionDecisionFactory",
-    "ReportFactory",
-    "SessionFactory",
-    "SessionMetricsSnapshotFactory",
-    "SessionTemplateFactory",
-    "TaskExecutionFactory",
-    "TaskFactory",
-    "ToolCallFactory",
-    "UserFactory",
-    "WorkingDirectoryArchiveFactory",
-    "persist",
-    "persist_one",
-    "seed_factories",
-]
-
-#: Every factory, parents before children (the order of ``datalayer.models.ALL_MODELS``).
-ALL_FACTORIES: tuple[type[DataFactory[Any]], ...] = (
-    UserFactory,
-    SessionFactory,
-    MessageFactory,
-    ToolCallFactory,
-    TaskFactory,
-    TaskExecutionFactory,
-    ReportFactory,
-    MCPServerFactory,
-    SessionTemplateFactory,
-    HookExecutionFactory,
-    PermissionDecisionFactory,
-    WorkingDirectoryArchiveFactory,
-    SessionMetricsSnapshotFactory,
-)
+from datalayer.factories import *  # noqa: F403
+from datalayer.factories import __all__ as __all__

@@ -23,6 +23,7 @@ from sqlalchemy.pool import NullPool
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from datalayer import Database
+from datalayer.factories import seed_factories
 from datalayer.models import metadata
 from datalayer.testing import (
     COUNTS,
@@ -30,9 +31,13 @@ from datalayer.testing import (
     PostgresNotAvailable,
     TemporaryPgBouncer,
     TemporaryPostgres,
+    find_postgres_bin,
 )
-from factories import seed_factories
 from tests.helpers import IN_CI, missing_prerequisite
+
+# Loaded here too so that its ini setting (datalayer_backends, for examples/tests) is known
+# whichever folder pytest is given.
+pytest_plugins = ["datalayer.pytest_plugin"]
 
 BACKENDS = ("sqlite", "postgresql")
 THROUGH_PGBOUNCER = os.environ.get("DATALAYER_TEST_PGBOUNCER", "").lower() in ("1", "true", "yes")
@@ -47,6 +52,11 @@ _pg_skip_reason: list[str] = []
 def pytest_configure(config: pytest.Config) -> None:
     """Print the counts of inputs tried and faults injected (datalayer.testing.COUNTS) at the end."""
     config.pluginmanager.register(COUNTS, "datalayer-counts")
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    """Name the PostgreSQL binaries the run's servers come from (CI runs two versions)."""
+    return f"datalayer: PostgreSQL binaries from {find_postgres_bin() or 'nowhere (cases skipped)'}"
 
 
 @pytest.fixture(scope="session", autouse=True)

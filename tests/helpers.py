@@ -12,8 +12,8 @@ import sqlalchemy as sa
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from datalayer.factories import SessionFactory, UserFactory, persist_one
 from datalayer.models import EntityModel, SessionModel, SessionStatus, UserModel
-from factories import SessionFactory, UserFactory, persist_one
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 #: Under CI a missing server binary is a failure, on a laptop a visible skip.

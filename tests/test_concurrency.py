@@ -12,6 +12,7 @@ from decimal import Decimal
 from uuid import UUID
 
 import pytest
+from sqlmodel import col
 
 from datalayer import Database
 from datalayer.errors import ConflictError
@@ -177,4 +178,4 @@ async def test_reference_next_number_then_insert_collides(db: Database, wide_db:
         await wide_db.dispose()
     assert outcomes.count(True) == 1  # every other writer picked the same number
     async with db.session() as s:
-        assert await MessageRepository(s).count([MessageModel.session_id == parent]) == 1
+        assert await MessageRepository(s).count([col(MessageModel.session_id) == parent]) == 1

@@ -21,10 +21,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from datalayer import Database
 from datalayer.errors import ConstraintViolationError
+from datalayer.factories import ALL_FACTORIES, DataFactory, persist, seed_factories
 from datalayer.models import EntityModel, SessionModel, SessionTemplateModel
 from datalayer.repositories import Repository, SoftDeleteRepository
 from datalayer.validation import IMMUTABLE_FIELDS
-from factories import ALL_FACTORIES, DataFactory, persist, seed_factories
 from tests.helpers import make_session, make_user
 
 SEEDS = (1, 2, 3)

@@ -11,22 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from polyfactory.exceptions import ConfigurationException
+from polyfactory.pytest_plugin import register_fixture
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from datalayer import Database
-from datalayer.models import (
-    EntityModel,
-    MessageModel,
-    MessageType,
-    SessionModel,
-    SessionStatus,
-    SoftDeleteModel,
-    UserModel,
-)
-from datalayer.repositories import Repository
-from datalayer.validation import validator_for
-from factories import (
+from datalayer.errors import InvalidDataError
+from datalayer.factories import (
     ALL_FACTORIES,
     TAGS,
     DataFactory,
@@ -39,7 +31,19 @@ from factories import (
     persist,
     persist_one,
     seed_factories,
+    using_session,
 )
+from datalayer.models import (
+    EntityModel,
+    MessageModel,
+    MessageType,
+    SessionModel,
+    SessionStatus,
+    SoftDeleteModel,
+    UserModel,
+)
+from datalayer.repositories import Repository
+from datalayer.validation import validator_for
 from tests.helpers import row_count
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -149,7 +153,7 @@ def test_message_builds_count_per_session() -> None:
 _DUMP = textwrap.dedent(
     """
     import sys
-    from factories import ALL_FACTORIES, seed_factories
+    from datalayer.factories import ALL_FACTORIES, seed_factories
 
     seed_factories(int(sys.argv[1]))
     for factory in ALL_FACTORIES:
@@ -193,8 +197,110 @@ async def test_same_seed_gives_identical_rows(db: Database) -> None:
 
 
 def test_missing_polyfactory_names_the_extra() -> None:
-    code = "import sys; sys.modules['polyfactory'] = None; import factories"
+    code = "import sys; sys.modules['polyfactory'] = None; import datalayer.factories"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode != 0
     assert "ImportError" in result.stderr
     assert "pip install 'datalayer[factories]'" in result.stderr
+
+
+# polyfactory's own API: create_async / create_batch_async / register_fixture.
+
+register_fixture(UserFactory)  # defines the fixture `user_factory` in this module
+
+
+async def test_create_async_persists_the_entity_and_its_parents(session: AsyncSession) -> None:
+    with using_session(session):
+        message = await MessageFactory.create_async()
+    owner = await session.get(SessionModel, message.session_id)
+    assert owner is not None
+    assert await session.get(UserModel, owner.user_id) is not None
+    assert await session.get(MessageModel, message.id) is not None
+    assert message.sequence_number == 1
+    assert (await row_count(session, UserModel), await row_count(session, SessionModel)) == (1, 1)
+
+
+async def test_create_batch_async_shares_one_parent_and_continues_sequences(session: AsyncSession) -> None:
+    with using_session(session):
+        sessions = await SessionFactory.create_batch_async(3)
+        owner = sessions[0]
+        first = await MessageFactory.create_batch_async(4, session_id=owner.id)
+        second = await MessageFactory.create_batch_async(2, session_id=owner.id)
+    assert len({s.user_id for s in sessions}) == 1
+    assert await row_count(session, UserModel) == 1
+    assert await row_count(session, SessionModel) == 3
+    assert [m.sequence_number for m in first + second] == [1, 2, 3, 4, 5, 6]
+    statement = select(MessageModel.sequence_number).where(col(MessageModel.session_id) == owner.id)
+    assert sorted((await session.exec(statement)).all()) == [1, 2, 3, 4, 5, 6]
+
+
+async def test_create_async_validates_through_the_repository(session: AsyncSession) -> None:
+    with using_session(session), pytest.raises(InvalidDataError) as caught:
+        await UserFactory.create_async(email="x" * 400)
+    assert caught.value.field == "email"
+    assert await row_count(session, UserModel) == 0
+
+
+async def test_create_async_without_a_unit_of_work_says_how_to_get_one() -> None:
+    with pytest.raises(ConfigurationException, match="datalayer_session"):
+        await UserFactory.create_async()
+    assert DataFactory.__async_session__ is None
+
+
+async def test_register_fixture_gives_a_factory_that_persists(
+    session: AsyncSession, user_factory: type[UserFactory]
+) -> None:
+    with using_session(session):
+        users = await user_factory.create_batch_async(2, is_active=False)
+    assert [u.is_active for u in users] == [False, False]
+    assert await row_count(session, UserModel) == 2
+
+
+async def test_create_batch_async_is_seeded_like_persist(db: Database) -> None:
+    dumps: list[list[dict[str, Any]]] = []
+    for use_polyfactory_api in (True, False):
+        seed_factories(11)
+        async with db.session() as unit:
+            with using_session(unit):
+                if use_polyfactory_api:
+                    sessions = await SessionFactory.create_batch_async(3)
+                    messages = await MessageFactory.create_batch_async(2, session_id=sessions[0].id)
+                else:
+                    sessions = await persist(unit, SessionFactory, 3)
+                    messages = await persist(unit, MessageFactory, 2, session_id=sessions[0].id)
+            dumps.append([row.model_dump() for row in [*sessions, *messages]])
+        async with db.session() as unit:
+            user_id = dumps[-1][0]["user_id"]
+            assert await Repository(UserModel, unit).delete(user_id)
+    assert dumps[0] == dumps[1]
+
+
+_OWN_FACTORIES = textwrap.dedent(
+    """
+    import asyncio, sys
+
+    import factories  # the project's own package, not datalayer's
+    from datalayer import Database
+    from datalayer.seeding import SeedSizes, seed_database
+
+    async def main() -> None:
+        async with Database(sys.argv[1]) as db:
+            await db.create_all()
+            sizes = SeedSizes(users=2, sessions=1, tasks=0, reports=0, templates=0, mcp_servers=0)
+            counts = await seed_database(db, sizes, seed=1, show_progress=False)
+        print(factories.OWN, counts["users"], counts["sessions"])
+
+    asyncio.run(main())
+    """
+)
+
+
+def test_a_projects_own_factories_package_does_not_break_seeding(tmp_path: Path) -> None:
+    (tmp_path / "factories").mkdir()
+    (tmp_path / "factories" / "__init__.py").write_text("OWN = 'ours'\n")
+    url = f"sqlite+aiosqlite:///{tmp_path / 'seeded.db'}"
+    result = subprocess.run(
+        [sys.executable, "-c", _OWN_FACTORIES, url], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["ours", "2", "1"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import assert_type
+from typing import Any, assert_type
 from uuid import UUID, uuid4
 
 import pytest
@@ -12,6 +12,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from datalayer import Database
 from datalayer.errors import InvalidDataError
 from datalayer.models import ArchiveStatus, ReportModel, SessionTemplateModel, TaskModel
+from datalayer.models.inputs import TaskExecutionStatusValue
 from datalayer.repositories import (
     ExecutionStats,
     MCPServerRepository,
@@ -27,7 +28,7 @@ from tests.helpers import at, make_session, make_user
 # -- TaskRepository ------------------------------------------------------------------------
 
 
-async def _task(session: AsyncSession, user_id: UUID, **values: object) -> TaskModel:
+async def _task(session: AsyncSession, user_id: UUID, **values: Any) -> TaskModel:
     values.setdefault("name", "task")
     values.setdefault("prompt_template", "Summarize {path}")
     return await TaskRepository(session).create(user_id=user_id, **values)
@@ -84,7 +85,13 @@ async def test_get_execution_stats(session: AsyncSession) -> None:
     empty = await repo.get_execution_stats(task.id)
     assert_type(empty, ExecutionStats)
     assert empty == {"total": 0, "completed": 0, "failed": 0, "cancelled": 0, "avg_duration_seconds": None}
-    for status, duration in (("completed", 1.5), ("completed", 2.5), ("failed", 0.5), ("cancelled", None)):
+    runs: list[tuple[TaskExecutionStatusValue, float | None]] = [
+        ("completed", 1.5),
+        ("completed", 2.5),
+        ("failed", 0.5),
+        ("cancelled", None),
+    ]
+    for status, duration in runs:
         await repo.create(task_id=task.id, status=status, duration_seconds=duration)
     await repo.create(task_id=task.id, status="running")
     await repo.create(task_id=other.id, status="completed", duration_seconds=100.0)
@@ -166,7 +173,7 @@ async def test_list_by_user_own_and_global(session: AsyncSession) -> None:
 # -- SessionTemplateRepository ---------------------------------------------------------------
 
 
-async def _template(session: AsyncSession, user_id: UUID, **values: object) -> SessionTemplateModel:
+async def _template(session: AsyncSession, user_id: UUID, **values: Any) -> SessionTemplateModel:
     values.setdefault("name", "template")
     return await SessionTemplateRepository(session).create(user_id=user_id, **values)
 

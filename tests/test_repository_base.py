@@ -208,17 +208,17 @@ async def test_get_all_filters_order_and_pagination(session: AsyncSession) -> No
     repo = Repository(UserModel, session)
     for n in range(10):
         await make_user(session, username=f"u{n:02d}", is_active=n % 2 == 0, created_at=at(n))
-    active = await repo.get_all(filters=[UserModel.is_active == True])  # noqa: E712  # as in the reference
+    active = await repo.get_all(filters=[col(UserModel.is_active).is_(True)])
     assert [u.username for u in active] == ["u08", "u06", "u04", "u02", "u00"]
     by_name = await repo.get_all(order_by=[col(UserModel.username)], skip=3, limit=4)
     assert [u.username for u in by_name] == ["u03", "u04", "u05", "u06"]
     two_filters = await repo.get_all(
-        filters=[UserModel.is_active == False, col(UserModel.username) > "u04"]  # noqa: E712
+        filters=[col(UserModel.is_active).is_(False), col(UserModel.username) > "u04"]
     )
     assert [u.username for u in two_filters] == ["u09", "u07", "u05"]
     assert await repo.get_all(skip=10) == []
     assert await repo.count() == 10
-    assert await repo.count(filters=[UserModel.is_active == True]) == 5  # noqa: E712
+    assert await repo.count(filters=[col(UserModel.is_active) == True]) == 5  # noqa: E712
 
 
 @pytest.mark.parametrize(
@@ -250,18 +250,16 @@ async def test_eager_loading_and_lazy_raise(db: Database) -> None:
             [{"session_id": parent.id, "sequence_number": n, "message_type": "user"} for n in (2, 1, 3)]
         )
     async with db.session() as s:
-        statement = select(SessionModel).options(selectinload(SessionModel.messages))  # type: ignore[arg-type]  # SQLModel types relationships as lists
+        statement = select(SessionModel).options(selectinload(SessionModel.messages))
         loaded = (await s.exec(statement)).one()
         assert [m.sequence_number for m in loaded.messages] == [1, 2, 3]
-        plain = await Repository(SessionModel, s).get_all(
-            options=[selectinload(SessionModel.user)]  # type: ignore[arg-type]  # as above
-        )
+        plain = await Repository(SessionModel, s).get_all(options=[selectinload(SessionModel.user)])
         assert plain[0].user.id == parent.user_id
     async with db.session() as s:
         already_loaded = await Repository(SessionModel, s).get(parent.id)
         again = await Repository(SessionModel, s).get(
             parent.id,
-            options=[selectinload(SessionModel.messages)],  # type: ignore[arg-type]  # as above
+            options=[selectinload(SessionModel.messages)],
         )
         assert again is already_loaded
         assert [m.sequence_number for m in again.messages] == [1, 2, 3]

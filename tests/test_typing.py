@@ -1,4 +1,5 @@
-"""mypy --strict over the package, factories, tests and migrations is part of the test suite.
+"""mypy --strict over the package, factories, tests and migrations, and pyright strict over the
+package, factories and examples, are part of the test suite.
 
 Also checks what the types promise callers: precise return types with no casts, and that
 soft-deleting through an append-only repository does not type-check.
@@ -6,6 +7,8 @@ soft-deleting through an append-only repository does not type-check.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -54,6 +57,20 @@ def test_mypy_strict_passes(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(ROOT)
     output, status = _mypy()
     assert status == 0, f"mypy reported problems:\n{output}"
+
+
+@pytest.mark.slow
+def test_pyright_strict_passes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """datalayer/, factories/ and examples/ ([tool.pyright] in pyproject.toml) have no error."""
+    monkeypatch.chdir(ROOT)
+    done = subprocess.run(
+        [sys.executable, "-m", "pyright", "--pythonpath", sys.executable],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, f"pyright reported problems:\n{done.stdout}{done.stderr}"
+    assert "0 errors" in done.stdout
 
 
 @pytest.mark.slow

@@ -1,6 +1,6 @@
 """The ``hook_executions`` table."""
 
-from typing import Any
+from typing import Any, ClassVar
 from uuid import UUID
 
 import sqlalchemy as sa
@@ -15,7 +15,7 @@ __all__ = ["HookExecutionModel"]
 class HookExecutionModel(EntityModel, table=True):
     """One run of a hook (pre/post tool use and similar) in a session."""
 
-    __tablename__ = "hook_executions"
+    __tablename__: ClassVar[Any] = "hook_executions"
     __table_args__ = (
         sa.Index("ix_hook_executions_tool_use", "tool_use_id", "created_at", "id"),
         sa.Index("ix_hook_executions_session_created", "session_id", "created_at", "id"),

@@ -1,32 +1,28 @@
 """The ``mcp_servers`` table."""
 
-from typing import Any
+from typing import Any, ClassVar
 from uuid import UUID
 
 import sqlalchemy as sa
 from sqlmodel import Field
 
-from datalayer.models.base import SoftDeleteModel
+from datalayer.models.base import SoftDeleteModel, partial_index
 from datalayer.models.enums import MCPServerType
 from datalayer.types import JSONDict, enum_type
 
 __all__ = ["MCPServerModel"]
 
-_LIVE = sa.text("deleted_at IS NULL")
-
 
 class MCPServerModel(SoftDeleteModel, table=True):
     """An MCP server configuration, owned by a user or global (``user_id`` NULL)."""
 
-    __tablename__ = "mcp_servers"
+    __tablename__: ClassVar[Any] = "mcp_servers"
     __table_args__ = (
-        sa.Index(
+        partial_index(
             "ix_mcp_servers_user_created_live",
             "user_id",
             "created_at",
             "id",
-            postgresql_where=_LIVE,
-            sqlite_where=_LIVE,
         ),
         sa.Index("ix_mcp_servers_created_at_id", "created_at", "id"),
     )

@@ -1,12 +1,13 @@
 """The ``messages`` table."""
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 from uuid import UUID
 
 import sqlalchemy as sa
+from sqlalchemy.orm import Mapped
 from sqlmodel import Field, Relationship
 
-from datalayer.models.base import EntityModel
+from datalayer.models.base import EntityModel, partial_index
 from datalayer.models.enums import MessageType
 from datalayer.types import JSONDict, enum_type
 
@@ -15,22 +16,19 @@ if TYPE_CHECKING:
 
 __all__ = ["MessageModel"]
 
-_RESULT = sa.text("message_type = 'result'")
-
 
 class MessageModel(EntityModel, table=True):
     """One message of a session; ``sequence_number`` is unique and gap-free per session."""
 
-    __tablename__ = "messages"
+    __tablename__: ClassVar[Any] = "messages"
     __table_args__ = (
         sa.UniqueConstraint("session_id", "sequence_number"),
-        sa.Index(
+        partial_index(
             "ix_messages_session_result",
             "session_id",
             "created_at",
             "id",
-            postgresql_where=_RESULT,
-            sqlite_where=_RESULT,
+            where="message_type = 'result'",
         ),
         sa.Index("ix_messages_created_at_id", "created_at", "id"),
     )
@@ -40,6 +38,6 @@ class MessageModel(EntityModel, table=True):
     message_type: MessageType = Field(sa_type=enum_type(MessageType))
     content: dict[str, Any] = Field(default_factory=dict, sa_type=JSONDict, nullable=False)
 
-    session: "SessionModel" = Relationship(
+    session: Mapped["SessionModel"] = Relationship(
         back_populates="messages", sa_relationship_kwargs={"lazy": "raise"}
     )

@@ -1,6 +1,6 @@
 """The ``permission_decisions`` table."""
 
-from typing import Any
+from typing import Any, ClassVar
 from uuid import UUID
 
 import sqlalchemy as sa
@@ -16,7 +16,7 @@ __all__ = ["PermissionDecisionModel"]
 class PermissionDecisionModel(EntityModel, table=True):
     """An allow/deny decision taken for a tool call."""
 
-    __tablename__ = "permission_decisions"
+    __tablename__: ClassVar[Any] = "permission_decisions"
     __table_args__ = (
         sa.Index("ix_permission_decisions_session_decision", "session_id", "decision"),
         sa.Index("ix_permission_decisions_created_at_id", "created_at", "id"),

@@ -1,31 +1,27 @@
 """The ``reports`` table."""
 
-from typing import Any
+from typing import Any, ClassVar
 from uuid import UUID
 
 import sqlalchemy as sa
 from sqlmodel import Field
 
-from datalayer.models.base import SoftDeleteModel
+from datalayer.models.base import SoftDeleteModel, partial_index
 from datalayer.types import JSONDict, StringList
 
 __all__ = ["ReportModel"]
-
-_LIVE = sa.text("deleted_at IS NULL")
 
 
 class ReportModel(SoftDeleteModel, table=True):
     """A report produced for a user, optionally from a session."""
 
-    __tablename__ = "reports"
+    __tablename__: ClassVar[Any] = "reports"
     __table_args__ = (
-        sa.Index(
+        partial_index(
             "ix_reports_user_created_live",
             "user_id",
             "created_at",
             "id",
-            postgresql_where=_LIVE,
-            sqlite_where=_LIVE,
         ),
         # Serves JSON containment (search_content) on PostgreSQL.
         sa.Index(

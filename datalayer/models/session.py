@@ -1,13 +1,14 @@
 """The ``sessions`` table."""
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 from uuid import UUID
 
 import sqlalchemy as sa
+from sqlalchemy.orm import Mapped
 from sqlmodel import Field, Relationship
 
-from datalayer.models.base import SoftDeleteModel, UsageCounters
+from datalayer.models.base import SoftDeleteModel, UsageCounters, partial_index
 from datalayer.models.enums import SessionMode, SessionStatus
 from datalayer.types import JSONDict, enum_type
 
@@ -18,43 +19,33 @@ if TYPE_CHECKING:
 
 __all__ = ["SessionModel"]
 
-_LIVE = sa.text("deleted_at IS NULL")
-
 
 class SessionModel(SoftDeleteModel, UsageCounters, table=True):
     """One agent session of a user, with its running usage counters."""
 
-    __tablename__ = "sessions"
+    __tablename__: ClassVar[Any] = "sessions"
     __table_args__ = (
-        sa.Index(
+        partial_index(
             "ix_sessions_user_created_live",
             "user_id",
             "created_at",
             "id",
-            postgresql_where=_LIVE,
-            sqlite_where=_LIVE,
         ),
-        sa.Index(
+        partial_index(
             "ix_sessions_user_status_live",
             "user_id",
             "status",
-            postgresql_where=_LIVE,
-            sqlite_where=_LIVE,
         ),
-        sa.Index(
+        partial_index(
             "ix_sessions_status_created_live",
             "status",
             "created_at",
             "id",
-            postgresql_where=_LIVE,
-            sqlite_where=_LIVE,
         ),
-        sa.Index(
+        partial_index(
             "ix_sessions_completed_at_live",
             "completed_at",
             "id",
-            postgresql_where=_LIVE,
-            sqlite_where=_LIVE,
         ),
         sa.Index("ix_sessions_created_at_id", "created_at", "id"),
     )
@@ -69,8 +60,10 @@ class SessionModel(SoftDeleteModel, UsageCounters, table=True):
     #: Incremented by every repository update; guards optimistic-concurrency writes.
     version: int = Field(default=1, ge=1, sa_type=sa.BigInteger, nullable=False)
 
-    user: "UserModel" = Relationship(back_populates="sessions", sa_relationship_kwargs={"lazy": "raise"})
-    messages: list["MessageModel"] = Relationship(
+    user: Mapped["UserModel"] = Relationship(
+        back_populates="sessions", sa_relationship_kwargs={"lazy": "raise"}
+    )
+    messages: Mapped[list["MessageModel"]] = Relationship(
         back_populates="session",
         sa_relationship_kwargs={
             "lazy": "raise",
@@ -78,6 +71,6 @@ class SessionModel(SoftDeleteModel, UsageCounters, table=True):
             "order_by": "MessageModel.sequence_number",
         },
     )
-    tool_calls: list["ToolCallModel"] = Relationship(
+    tool_calls: Mapped[list["ToolCallModel"]] = Relationship(
         back_populates="session", sa_relationship_kwargs={"lazy": "raise", "passive_deletes": True}
     )

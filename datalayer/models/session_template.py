@@ -1,65 +1,39 @@
 """The ``session_templates`` table."""
 
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 from uuid import UUID
 
 import sqlalchemy as sa
 from sqlmodel import Field
 
-from datalayer.models.base import MAX_BIGINT, SoftDeleteModel
+from datalayer.models.base import MAX_BIGINT, SoftDeleteModel, partial_index
 from datalayer.types import JSONDict, StringList
 
 __all__ = ["SessionTemplateModel"]
-
-_LIVE = sa.text("deleted_at IS NULL")
-# Written as each dialect renders ``is_public OR is_organization_shared`` in a query: a
-# partial index is only used when its predicate is found in the query's WHERE.
-_SHARED_PG = sa.text("(is_public OR is_organization_shared) AND deleted_at IS NULL")
-_SHARED_SQLITE = sa.text("(is_public = 1 OR is_organization_shared = 1) AND deleted_at IS NULL")
 
 
 class SessionTemplateModel(SoftDeleteModel, table=True):
     """A reusable session configuration, private, public or shared with the organization."""
 
-    __tablename__ = "session_templates"
+    __tablename__: ClassVar[Any] = "session_templates"
     __table_args__ = (
         sa.Index("ix_session_templates_tags", "tags", postgresql_using="gin"),
         # search_by_tags orders by (usage_count, created_at, id) DESC: each of its branches
         # walks one of these backwards and stops after a page (flat in table size).
-        sa.Index(
-            "ix_session_templates_usage_created_live",
-            "usage_count",
-            "created_at",
-            "id",
-            postgresql_where=_LIVE,
-            sqlite_where=_LIVE,
-        ),
-        sa.Index(
-            "ix_session_templates_user_usage_live",
-            "user_id",
-            "usage_count",
-            "created_at",
-            "id",
-            postgresql_where=_LIVE,
-            sqlite_where=_LIVE,
-        ),
-        sa.Index(
+        partial_index("ix_session_templates_usage_created_live", "usage_count", "created_at", "id"),
+        partial_index("ix_session_templates_user_usage_live", "user_id", "usage_count", "created_at", "id"),
+        # Written as each dialect renders ``is_public OR is_organization_shared`` in a query: a
+        # partial index is only used when its predicate is found in the query's WHERE.
+        partial_index(
             "ix_session_templates_shared_usage_live",
             "usage_count",
             "created_at",
             "id",
-            postgresql_where=_SHARED_PG,
-            sqlite_where=_SHARED_SQLITE,
+            where="(is_public OR is_organization_shared) AND deleted_at IS NULL",
+            sqlite_where="(is_public = 1 OR is_organization_shared = 1) AND deleted_at IS NULL",
         ),
-        sa.Index(
-            "ix_session_templates_user_created_live",
-            "user_id",
-            "created_at",
-            "id",
-            postgresql_where=_LIVE,
-            sqlite_where=_LIVE,
-        ),
+        partial_index("ix_session_templates_user_created_live", "user_id", "created_at", "id"),
         sa.Index("ix_session_templates_created_at_id", "created_at", "id"),
     )
 

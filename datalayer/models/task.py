@@ -1,12 +1,13 @@
 """The ``tasks`` table."""
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 from uuid import UUID
 
 import sqlalchemy as sa
+from sqlalchemy.orm import Mapped
 from sqlmodel import Field, Relationship
 
-from datalayer.models.base import SoftDeleteModel
+from datalayer.models.base import SoftDeleteModel, partial_index
 from datalayer.types import JSONDict, StringList
 
 if TYPE_CHECKING:
@@ -15,30 +16,24 @@ if TYPE_CHECKING:
 
 __all__ = ["TaskModel"]
 
-_LIVE = sa.text("deleted_at IS NULL")
-_SCHEDULED_LIVE = sa.text("deleted_at IS NULL AND is_scheduled")
-
 
 class TaskModel(SoftDeleteModel, table=True):
     """A reusable prompt a user runs by hand or on a cron schedule."""
 
-    __tablename__ = "tasks"
+    __tablename__: ClassVar[Any] = "tasks"
     __table_args__ = (
-        sa.Index(
+        partial_index(
             "ix_tasks_user_created_live",
             "user_id",
             "created_at",
             "id",
-            postgresql_where=_LIVE,
-            sqlite_where=_LIVE,
         ),
-        sa.Index(
+        partial_index(
             "ix_tasks_scheduled_live",
             "schedule_enabled",
             "created_at",
             "id",
-            postgresql_where=_SCHEDULED_LIVE,
-            sqlite_where=_SCHEDULED_LIVE,
+            where="deleted_at IS NULL AND is_scheduled",
         ),
         sa.Index("ix_tasks_tags", "tags", postgresql_using="gin"),
         sa.Index("ix_tasks_created_at_id", "created_at", "id"),
@@ -54,7 +49,7 @@ class TaskModel(SoftDeleteModel, table=True):
     schedule_cron: str | None = Field(default=None, max_length=255)
     schedule_enabled: bool = Field(default=False)
 
-    user: "UserModel" = Relationship(back_populates="tasks", sa_relationship_kwargs={"lazy": "raise"})
-    executions: list["TaskExecutionModel"] = Relationship(
+    user: Mapped["UserModel"] = Relationship(back_populates="tasks", sa_relationship_kwargs={"lazy": "raise"})
+    executions: Mapped[list["TaskExecutionModel"]] = Relationship(
         back_populates="task", sa_relationship_kwargs={"lazy": "raise", "passive_deletes": True}
     )

@@ -1,10 +1,11 @@
 """The ``task_executions`` table."""
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 from uuid import UUID
 
 import sqlalchemy as sa
+from sqlalchemy.orm import Mapped
 from sqlmodel import Field, Relationship
 
 from datalayer.models.base import MutableModel
@@ -20,7 +21,7 @@ __all__ = ["TaskExecutionModel"]
 class TaskExecutionModel(MutableModel, table=True):
     """One run of a task, optionally tied to the session that ran it."""
 
-    __tablename__ = "task_executions"
+    __tablename__: ClassVar[Any] = "task_executions"
     __table_args__ = (
         sa.Index("ix_task_executions_task_stats", "task_id", "status", "duration_seconds"),
         sa.Index("ix_task_executions_created_at_id", "created_at", "id"),
@@ -37,4 +38,6 @@ class TaskExecutionModel(MutableModel, table=True):
     error_message: str | None = Field(default=None)
     result_data: dict[str, Any] | None = Field(default=None, sa_type=JSONDict)
 
-    task: "TaskModel" = Relationship(back_populates="executions", sa_relationship_kwargs={"lazy": "raise"})
+    task: Mapped["TaskModel"] = Relationship(
+        back_populates="executions", sa_relationship_kwargs={"lazy": "raise"}
+    )

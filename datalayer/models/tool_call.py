@@ -1,13 +1,14 @@
 """The ``tool_calls`` table."""
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 from uuid import UUID
 
 import sqlalchemy as sa
+from sqlalchemy.orm import Mapped
 from sqlmodel import Field, Relationship
 
-from datalayer.models.base import MAX_BIGINT, MutableModel
+from datalayer.models.base import MAX_BIGINT, MutableModel, partial_index
 from datalayer.models.enums import PermissionDecisionType, ToolCallStatus
 from datalayer.types import JSONDict, enum_type
 
@@ -16,28 +17,24 @@ if TYPE_CHECKING:
 
 __all__ = ["ToolCallModel"]
 
-_AWAITING_PERMISSION = sa.text("status = 'pending' AND permission_decision IS NULL")
-
 
 class ToolCallModel(MutableModel, table=True):
     """One tool invocation requested by the agent in a session."""
 
-    __tablename__ = "tool_calls"
+    __tablename__: ClassVar[Any] = "tool_calls"
     __table_args__ = (
-        sa.Index(
+        partial_index(
             "ix_tool_calls_awaiting_permission",
             "created_at",
             "id",
-            postgresql_where=_AWAITING_PERMISSION,
-            sqlite_where=_AWAITING_PERMISSION,
+            where="status = 'pending' AND permission_decision IS NULL",
         ),
-        sa.Index(
+        partial_index(
             "ix_tool_calls_session_awaiting_permission",
             "session_id",
             "created_at",
             "id",
-            postgresql_where=_AWAITING_PERMISSION,
-            sqlite_where=_AWAITING_PERMISSION,
+            where="status = 'pending' AND permission_decision IS NULL",
         ),
         # Covers get_statistics_by_tool, with and without a session filter.
         sa.Index("ix_tool_calls_session_tool_stats", "session_id", "tool_name", "status", "duration_ms"),
@@ -61,6 +58,6 @@ class ToolCallModel(MutableModel, table=True):
     started_at: datetime | None = Field(default=None)
     completed_at: datetime | None = Field(default=None)
 
-    session: "SessionModel" = Relationship(
+    session: Mapped["SessionModel"] = Relationship(
         back_populates="tool_calls", sa_relationship_kwargs={"lazy": "raise"}
     )

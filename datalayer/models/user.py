@@ -1,12 +1,13 @@
 """The ``users`` table."""
 
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import sqlalchemy as sa
+from sqlalchemy.orm import Mapped
 from sqlmodel import Field, Relationship
 
-from datalayer.models.base import SoftDeleteModel
+from datalayer.models.base import SoftDeleteModel, partial_index
 
 if TYPE_CHECKING:
     from datalayer.models.session import SessionModel
@@ -14,28 +15,22 @@ if TYPE_CHECKING:
 
 __all__ = ["UserModel"]
 
-_ACTIVE = sa.text("deleted_at IS NULL")
-
 
 class UserModel(SoftDeleteModel, table=True):
     """A person using the platform; email and username are unique among non-deleted users."""
 
-    __tablename__ = "users"
+    __tablename__: ClassVar[Any] = "users"
     __table_args__ = (
         # Case-insensitive email uniqueness, only among rows that are not soft-deleted.
-        sa.Index(
+        partial_index(
             "uq_users_lower_email_active",
             sa.text("lower(email)"),
             unique=True,
-            postgresql_where=_ACTIVE,
-            sqlite_where=_ACTIVE,
         ),
-        sa.Index(
+        partial_index(
             "uq_users_username_active",
             "username",
             unique=True,
-            postgresql_where=_ACTIVE,
-            sqlite_where=_ACTIVE,
         ),
         sa.Index("ix_users_created_at_id", "created_at", "id"),
     )
@@ -46,9 +41,9 @@ class UserModel(SoftDeleteModel, table=True):
     is_active: bool = Field(default=True)
     last_login_at: datetime | None = Field(default=None)
 
-    sessions: list["SessionModel"] = Relationship(
+    sessions: Mapped[list["SessionModel"]] = Relationship(
         back_populates="user", sa_relationship_kwargs={"lazy": "raise", "passive_deletes": True}
     )
-    tasks: list["TaskModel"] = Relationship(
+    tasks: Mapped[list["TaskModel"]] = Relationship(
         back_populates="user", sa_relationship_kwargs={"lazy": "raise", "passive_deletes": True}
     )

@@ -1,31 +1,29 @@
 """The ``working_directory_archives`` table."""
 
 from datetime import datetime
+from typing import Any, ClassVar
 from uuid import UUID
 
 import sqlalchemy as sa
 from sqlmodel import Field
 
-from datalayer.models.base import MAX_BIGINT, MutableModel
+from datalayer.models.base import MAX_BIGINT, MutableModel, partial_index
 from datalayer.models.enums import ArchiveStatus
 from datalayer.types import enum_type
 
 __all__ = ["WorkingDirectoryArchiveModel"]
 
-_PENDING = sa.text("status = 'pending'")
-
 
 class WorkingDirectoryArchiveModel(MutableModel, table=True):
     """An archive of a session's working directory, produced by a background worker."""
 
-    __tablename__ = "working_directory_archives"
+    __tablename__: ClassVar[Any] = "working_directory_archives"
     __table_args__ = (
-        sa.Index(
+        partial_index(
             "ix_working_directory_archives_pending",
             "created_at",
             "id",
-            postgresql_where=_PENDING,
-            sqlite_where=_PENDING,
+            where="status = 'pending'",
         ),
         sa.Index("ix_working_directory_archives_created_at_id", "created_at", "id"),
     )

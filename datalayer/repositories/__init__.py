@@ -1,8 +1,10 @@
-"""Repositories: ``Repository[ModelT]`` and one thin subclass per table."""
+"""Repositories: the generic ``Repository[ModelT]``, ``BaseRepository`` and one subclass per table."""
 
 from datalayer.repositories.base import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
+    BaseRepository,
+    BaseSoftDeleteRepository,
     Filter,
     OrderBy,
     Page,
@@ -26,6 +28,8 @@ from datalayer.repositories.working_directory_archive import WorkingDirectoryArc
 __all__ = [
     "DEFAULT_LIMIT",
     "MAX_LIMIT",
+    "BaseRepository",
+    "BaseSoftDeleteRepository",
     "ExecutionStats",
     "Filter",
     "HookExecutionRepository",

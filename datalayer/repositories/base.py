@@ -1,5 +1,8 @@
 """``Repository[ModelT]``: the operations every table shares.
 
+``BaseRepository`` holds them; the generic ``Repository(SomeModel, session)`` adds the
+keyword-argument writes (``create``, ``update``, ``upsert``) checked at run time only, and
+each table's repository gets them typed per model (``datalayer.repositories.writes``).
 Repositories never commit: the caller's unit of work (``Database.session()``) does.
 Reads hide soft-deleted rows unless ``include_deleted=True``. Every write is validated
 first (``InvalidDataError``, nothing sent), and driver errors come out as
@@ -9,18 +12,16 @@ first (``InvalidDataError``, nothing sent), and driver errors come out as
 from __future__ import annotations
 
 import gc
-from collections.abc import AsyncGenerator, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Generator, Iterable, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
-from functools import cache
-from typing import Any, Generic, TypeVar, cast
+from datetime import datetime, timedelta
+from typing import Any, Generic, TypeAlias, TypeVar, cast
 from uuid import UUID
 
 import sqlalchemy as sa
 from sqlalchemy import ColumnElement, SQLColumnExpression
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import InstrumentedAttribute, Mapped
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.interfaces import ORMOption
 from sqlalchemy.orm.util import identity_key
@@ -31,6 +32,7 @@ from sqlmodel.sql.expression import SelectOfScalar
 
 from datalayer.errors import InvalidDataError, NotFoundError, StaleDataError, translate_errors
 from datalayer.models.base import EntityModel, SoftDeleteModel
+from datalayer.purge import DEFAULT_BATCH_SIZE, delete_batch
 from datalayer.repositories._orm_state import EntityBuilder, attach_inserted
 from datalayer.repositories.keyset import SortKey, after, decode_cursor, encode_cursor, order_terms, sort_keys
 from datalayer.types import utc_now
@@ -39,22 +41,27 @@ from datalayer.validation import IMMUTABLE_FIELDS, ModelValidator, as_uuid, vali
 __all__ = [
     "DEFAULT_LIMIT",
     "MAX_LIMIT",
+    "BaseRepository",
+    "BaseSoftDeleteRepository",
     "Filter",
     "ModelT",
     "OrderBy",
     "Page",
     "Repository",
     "SoftDeleteRepository",
+    "check_filters",
     "check_page",
 ]
 
 ModelT = TypeVar("ModelT", bound=EntityModel)
 SoftModelT = TypeVar("SoftModelT", bound=SoftDeleteModel)
 
-#: A filter: what SQLModel column comparisons are typed as (``UserModel.is_active == True``).
-Filter = ColumnElement[bool] | bool
+#: A filter: a SQL boolean expression such as ``col(UserModel.is_active).is_(True)`` or
+#: ``col(UserModel.name) == "x"``. Not a Python ``bool``: ``chat.name == "x"`` (an instance's
+#: attribute, not the class's column) is refused by type checkers and at run time.
+Filter: TypeAlias = ColumnElement[bool]
 #: An ORDER BY term: a column or an expression such as ``col(M.created_at).desc()``.
-OrderBy = SQLColumnExpression[Any] | InstrumentedAttribute[Any]
+OrderBy: TypeAlias = SQLColumnExpression[object]
 
 #: Page size used when none is given.
 DEFAULT_LIMIT = 100
@@ -74,35 +81,72 @@ class Page(Generic[ModelT]):
 
 def check_page(skip: int, limit: int) -> None:
     """Raise InvalidDataError unless ``0 <= skip`` and ``1 <= limit <= MAX_LIMIT``."""
-    if not isinstance(skip, int) or isinstance(skip, bool) or skip < 0:
+    if not _is_int(skip) or skip < 0:
         raise InvalidDataError.for_field("skip", skip, "must be an integer >= 0")
-    if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_LIMIT:
+    if not _is_int(limit) or not 1 <= limit <= MAX_LIMIT:
         raise InvalidDataError.for_field("limit", limit, f"must be an integer between 1 and {MAX_LIMIT}")
     if skip > 2**62:
         raise InvalidDataError.for_field("skip", skip, "is too large")
 
 
-class Repository(Generic[ModelT]):
-    """Create, read, update and delete rows of one table model.
+def check_filters(filters: Sequence[Filter] | None) -> tuple[Filter, ...]:
+    """Return ``filters`` as a tuple; InvalidDataError (field ``filters``) unless each is a SQL expression.
 
-    Subclasses bind their model once (``class SessionRepository(SoftDeleteRepository[SessionModel])``)
-    and are built as ``SessionRepository(session)``; the generic one as
-    ``Repository(SomeModel, session)``.
+    A Python ``bool`` comes from comparing an instance's attribute instead of the class's
+    column (``chat.name == "x"``) and would silently select no row, or every row.
+    """
+    if filters is None:
+        return ()
+    if _is_expression(filters) or not _is_sequence(filters):
+        raise InvalidDataError.for_field("filters", filters, "expected a list of SQL boolean expressions")
+    for item in filters:
+        if not _is_expression(item):
+            raise InvalidDataError.for_field(
+                "filters",
+                item,
+                "expected a SQL boolean expression such as col(Model.field) == value, not a Python value",
+            )
+    return tuple(filters)
+
+
+# The checks below take ``object``: callers' values may not be what the annotations say.
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_expression(value: object) -> bool:
+    return isinstance(value, ColumnElement)
+
+
+def _is_sequence(value: object) -> bool:
+    return isinstance(value, Sequence) and not isinstance(value, str)
+
+
+class BaseRepository(Generic[ModelT]):
+    """Read, insert, update and delete rows of one table model: what every repository shares.
+
+    Subclasses bind their model once as a class attribute (``model_type = SessionModel``)
+    and are built as ``SessionRepository(session)``. The generic :class:`Repository` takes
+    the model as an argument: ``Repository(SomeModel, session)``.
     """
 
-    def __init__(self, model: type[ModelT], session: AsyncSession) -> None:
+    #: The table model this repository reads and writes.
+    model_type: type[ModelT]
+
+    def __init__(self, session: AsyncSession) -> None:
+        model = self.model_type
         self.model = model
         self.session = session
         self._validator: ModelValidator[ModelT] = validator_for(model)
         # Looked up once per model, not per repository: repositories are built per unit of work.
         info = _model_info(model)
-        self._id, self._soft_deletable, self._version = info.id, info.soft_deletable, info.version
+        self._id, self._version = info.id, info.version
         self._live, self._newest = info.live, info.newest_first
         self._builder: EntityBuilder[ModelT] = _builder_for(model)
 
     # -- writes -------------------------------------------------------------------------
 
-    async def create(self, **values: object) -> ModelT:
+    async def _create(self, values: Mapping[str, object]) -> ModelT:
         """Validate ``values``, insert one row and return it as a persistent entity."""
         row = self._validator.row(values)
         created = await self._insert_rows([row])
@@ -196,16 +240,16 @@ class Repository(Generic[ModelT]):
             return row
         raise InvalidDataError.for_field("rows", row, f"expected a dict or a {self.model.__name__}")
 
-    async def update(self, id: UUID | str, /, **values: object) -> ModelT | None:
+    async def _update(self, id: UUID | str, values: Mapping[str, object]) -> ModelT | None:
         """Validate and apply ``values`` to one row; return it, or None if missing or soft-deleted."""
         key = as_uuid(id)
         changes = self._validator.changes(values)
         return await self._update_returning(key, changes)
 
-    async def update_if_version(
-        self, id: UUID | str, expected_version: int, /, **values: object
+    async def _update_if_version(
+        self, id: UUID | str, expected_version: int, values: Mapping[str, object]
     ) -> ModelT | None:
-        """Like ``update``, but only if the row still has the ``version`` the caller read.
+        """Like ``_update``, but only if the row still has the ``version`` the caller read.
 
         For versioned tables (sessions). Returns None when the row is missing or soft-deleted;
         raises ``StaleDataError`` when another writer changed it since.
@@ -353,7 +397,7 @@ class Repository(Generic[ModelT]):
     ) -> list[ModelT]:
         """Return one page of rows matching every filter; newest first unless ``order_by`` says."""
         check_page(skip, limit)
-        statement = select(self.model).where(*self._visible(include_deleted), *(filters or ()))
+        statement = select(self.model).where(*self._visible(include_deleted), *check_filters(filters))
         ordering = (*order_by, self._id) if order_by else self._newest
         statement = statement.order_by(*ordering)
         if skip:
@@ -367,7 +411,7 @@ class Repository(Generic[ModelT]):
         statement = (
             select(sa.func.count())
             .select_from(self.model)
-            .where(*self._visible(include_deleted), *(filters or ()))
+            .where(*self._visible(include_deleted), *check_filters(filters))
         )
         with translate_errors():
             return (await self.session.exec(statement)).one()
@@ -382,8 +426,7 @@ class Repository(Generic[ModelT]):
             statement = _EXISTS.setdefault(
                 (self.model, include_deleted), select(sa.exists().where(*criteria))
             )
-        with translate_errors():
-            return bool((await self.session.exec(statement, params={_KEY: key})).one())
+        return await self._exists(statement, {_KEY: key})
 
     # -- keyset pagination, streaming ---------------------------------------------------
 
@@ -406,7 +449,7 @@ class Repository(Generic[ModelT]):
         """
         check_page(0, limit)
         keys = sort_keys(self.model, order_by)
-        statement = self._select(include_deleted).where(*(filters or ()))
+        statement = self._select(include_deleted).where(*check_filters(filters))
         if cursor is not None:
             statement = statement.where(after(keys, self._decode_cursor(keys, cursor)))
         statement = statement.order_by(*order_terms(keys)).limit(limit + 1).options(*options)
@@ -431,7 +474,8 @@ class Repository(Generic[ModelT]):
         """
         check_page(0, batch_size)
         keys = sort_keys(self.model, order_by)
-        statement = self._select(include_deleted).where(*(filters or ())).order_by(*order_terms(keys))
+        where = check_filters(filters)
+        statement = self._select(include_deleted).where(*where).order_by(*order_terms(keys))
         if self._dialect_name() == "postgresql":
             with translate_errors():
                 result = await self.session.stream(statement.execution_options(yield_per=batch_size))
@@ -454,7 +498,7 @@ class Repository(Generic[ModelT]):
                 return
             last = batch[-1]
 
-    def _decode_cursor(self, keys: Sequence[SortKey], cursor: str) -> list[Any]:
+    def _decode_cursor(self, keys: Sequence[SortKey], cursor: str) -> list[object]:
         """Return the sort values a cursor holds; InvalidDataError if it is not one of ours."""
         values = decode_cursor(keys, cursor)
         try:
@@ -468,17 +512,12 @@ class Repository(Generic[ModelT]):
 
     # -- upsert -------------------------------------------------------------------------
 
-    async def upsert(self, *, on: Sequence[str], **values: object) -> ModelT:
-        """Insert one row, or update the row with the same ``on`` values; return it.
-
-        ``on`` names the columns of a unique constraint or unique index (a partial one too;
-        not an expression index such as ``lower(email)``). On conflict every given column
-        except ``on``, ``id`` and ``created_at`` is updated (and ``updated_at``/``version``).
-        """
+    async def _upsert(self, on: tuple[str, ...], values: Mapping[str, object]) -> ModelT:
+        """Insert one row, or update the row with the same ``on`` values; return it."""
         created = await self.upsert_many([values], on=on)
         return created[0]
 
-    async def upsert_many(self, rows: Iterable[Mapping[str, object]], *, on: Sequence[str]) -> list[ModelT]:
+    async def upsert_many(self, rows: Iterable[Mapping[str, object]], *, on: tuple[str, ...]) -> list[ModelT]:
         """Upsert many rows with ``INSERT ... ON CONFLICT DO UPDATE ... RETURNING``; return them in order.
 
         Rows giving the same set of columns go in one batched statement; all or nothing.
@@ -517,9 +556,9 @@ class Repository(Generic[ModelT]):
                         by_key[tuple(getattr(entity, name) for name in on)] = entity
         return [by_key[tuple(full[name] for name in on)] for full in validated]
 
-    def _conflict_target(self, on: Sequence[str]) -> ColumnElement[bool] | None:
+    def _conflict_target(self, on: tuple[str, ...]) -> ColumnElement[bool] | None:
         """Check ``on`` against the table's unique keys; return the WHERE of a partial index."""
-        if isinstance(on, str) or not on:
+        if not _is_sequence(on) or not on:
             raise InvalidDataError.for_field("on", on, "give a non-empty tuple of column names")
         table = cast(sa.Table, sa.inspect(self.model).local_table)
         wanted = set(on)
@@ -540,7 +579,7 @@ class Repository(Generic[ModelT]):
 
     def _upsert_statement(
         self, on: Sequence[str], where: ColumnElement[bool] | None, given: frozenset[str]
-    ) -> Any:
+    ) -> sa.Insert:
         """Return the dialect's INSERT ... ON CONFLICT (on) DO UPDATE ... RETURNING statement."""
         dialect = self._dialect_name()
         insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
@@ -584,6 +623,31 @@ class Repository(Generic[ModelT]):
         """Return the default ORDER BY: newest ``created_at`` first, then id."""
         return self._newest
 
+    async def _page(
+        self,
+        *criteria: ColumnElement[bool],
+        order_by: Sequence[OrderBy],
+        skip: int = 0,
+        limit: int = DEFAULT_LIMIT,
+    ) -> list[ModelT]:
+        """Return one page of the visible rows matching every criterion, in ``order_by`` order."""
+        check_page(skip, limit)
+        statement = self._select().where(*criteria).order_by(*order_by)
+        if skip:
+            statement = statement.offset(skip)
+        return await self._all(statement.limit(limit))
+
+    async def _any(self, *criteria: ColumnElement[bool]) -> bool:
+        """Return True if a visible row matches every criterion (``exists`` for any condition)."""
+        return await self._exists(select(sa.exists().where(*criteria, *self._visible(False))))
+
+    async def _exists(
+        self, statement: SelectOfScalar[bool], params: Mapping[str, object] | None = None
+    ) -> bool:
+        """Run a ``SELECT EXISTS (...)`` and return its answer."""
+        with translate_errors():
+            return bool((await self.session.exec(statement, params=params)).one())
+
     async def _all(self, statement: SelectOfScalar[ModelT]) -> list[ModelT]:
         """Run a SELECT of entities and return them as a list."""
         with translate_errors():
@@ -594,14 +658,8 @@ class Repository(Generic[ModelT]):
         with translate_errors():
             return (await self.session.exec(statement.limit(1))).first()
 
-    async def _execute_update(self, statement: sa.Update) -> int:
-        """Run an UPDATE built by a subclass and return the number of rows it changed."""
-        with translate_errors():
-            result = await self.session.exec(statement.execution_options(synchronize_session=False))
-        return result.rowcount
 
-
-class SoftDeleteRepository(Repository[SoftModelT]):
+class BaseSoftDeleteRepository(BaseRepository[SoftModelT]):
     """A repository whose rows can be soft-deleted and restored."""
 
     async def soft_delete(self, id: UUID | str) -> bool:
@@ -614,6 +672,19 @@ class SoftDeleteRepository(Repository[SoftModelT]):
         """Make a soft-deleted row visible again; return False if missing or not deleted."""
         key = as_uuid(id)
         return await self._set_deleted(key, None, self._deleted_at().is_not(None)) > 0
+
+    async def purge_deleted(
+        self, older_than: timedelta | datetime, *, limit: int = DEFAULT_BATCH_SIZE, after: UUID | None = None
+    ) -> list[UUID]:
+        """Hard-delete one batch of rows soft-deleted before the cutoff; return their ids, ascending.
+
+        Rows referencing them through ``ON DELETE CASCADE`` go too. ``older_than`` is an age
+        (``timedelta(days=30)``) or an aware cutoff datetime. At most
+        ``limit`` rows, with ids above ``after`` (pass the last id returned to continue), in the
+        caller's unit of work. To purge a whole table in short transactions, one per batch, use
+        ``datalayer.purge.purge_deleted(db, Model, older_than)`` or ``datalayer purge``.
+        """
+        return await delete_batch(self.session, self.model, older_than, limit=limit, after=after)
 
     async def _set_deleted(self, key: UUID, value: datetime | None, guard: ColumnElement[bool]) -> int:
         loaded = self.session.sync_session.identity_map.get(identity_key(self.model, key))
@@ -658,6 +729,8 @@ _VALUE = "datalayer_value_"
 _NOW = "datalayer_now"
 _EXISTS: dict[tuple[type[EntityModel], bool], SelectOfScalar[bool]] = {}
 _INSERT: dict[type[EntityModel], sa.Insert] = {}
+_MODEL_INFO: dict[type[EntityModel], _ModelInfo] = {}
+_BUILDERS: dict[type[EntityModel], EntityBuilder[Any]] = {}
 _GET: dict[type[EntityModel], SelectOfScalar[Any]] = {}
 _UPDATE: dict[tuple[type[EntityModel], frozenset[str], bool], ReturningUpdate[Any]] = {}
 _SET_DELETED: dict[tuple[type[EntityModel], bool, bool], sa.Update] = {}
@@ -669,7 +742,7 @@ def _table(model: type[EntityModel]) -> sa.Table:
 
 
 @contextmanager
-def _collector_paused() -> Iterator[None]:
+def _collector_paused() -> Generator[None]:
     """Pause the cyclic garbage collector while thousands of fresh objects are built.
 
     Building 10,000 entities otherwise triggers many full collections that find nothing
@@ -685,32 +758,83 @@ def _collector_paused() -> Iterator[None]:
         gc.enable()
 
 
+class Repository(BaseRepository[ModelT]):
+    """The generic repository of any table model: ``Repository(SomeModel, session)``.
+
+    Its keyword-argument writes take ``**values: object``: checked at run time (unknown
+    field, wrong type, bad enum value: ``InvalidDataError``), not by type checkers. Each
+    table's own repository (``UserRepository(session)``, ...) has them typed per model.
+    """
+
+    def __init__(self, model: type[ModelT], session: AsyncSession) -> None:
+        self.model_type = model
+        super().__init__(session)
+
+    async def create(self, **values: object) -> ModelT:
+        """Validate ``values``, insert one row and return it as a persistent entity."""
+        return await self._create(values)
+
+    async def update(self, id: UUID | str, /, **values: object) -> ModelT | None:
+        """Validate and apply ``values`` to one row; return it, or None if missing or soft-deleted."""
+        return await self._update(id, values)
+
+    async def update_if_version(
+        self, id: UUID | str, expected_version: int, /, **values: object
+    ) -> ModelT | None:
+        """Like ``update``, but only if the row still has the ``version`` the caller read.
+
+        For versioned tables (sessions). Returns None when the row is missing or soft-deleted;
+        raises ``StaleDataError`` when another writer changed it since.
+        """
+        return await self._update_if_version(id, expected_version, values)
+
+    async def upsert(self, *, on: tuple[str, ...], **values: object) -> ModelT:
+        """Insert one row, or update the row with the same ``on`` values; return it.
+
+        ``on`` names the columns of a unique constraint or unique index (a partial one too;
+        not an expression index such as ``lower(email)``). On conflict every given column
+        except ``on``, ``id`` and ``created_at`` is updated (and ``updated_at``/``version``).
+        """
+        return await self._upsert(on, values)
+
+
+class SoftDeleteRepository(Repository[SoftModelT], BaseSoftDeleteRepository[SoftModelT]):
+    """The generic repository of a soft-deletable model: ``SoftDeleteRepository(SomeModel, session)``."""
+
+
 @dataclass(frozen=True, slots=True)
 class _ModelInfo:
     """What the repository needs to know about a model, and the expressions it reuses."""
 
-    id: Mapped[UUID]
-    soft_deletable: bool
+    id: ColumnElement[UUID]
     version: ColumnElement[int] | None
     live: tuple[ColumnElement[bool], ...]
     newest_first: tuple[ColumnElement[Any], ...]
 
 
-@cache
 def _model_info(model: type[EntityModel]) -> _ModelInfo:
     """Return a model's id and version columns, and its "live rows" and default-order expressions."""
+    info = _MODEL_INFO.get(model)
+    if info is None:
+        info = _MODEL_INFO.setdefault(model, _build_model_info(model))
+    return info
+
+
+def _build_model_info(model: type[EntityModel]) -> _ModelInfo:
     columns = sa.inspect(model).columns
     soft_deletable = issubclass(model, SoftDeleteModel)
     live = (columns["deleted_at"].is_(None),) if soft_deletable else ()
-    id_column = col(model.id)
+    id_column: ColumnElement[UUID] = columns["id"]
     newest_first = (col(model.created_at).desc(), id_column.desc())
-    return _ModelInfo(id_column, soft_deletable, columns.get("version"), live, newest_first)
+    return _ModelInfo(id_column, columns.get("version"), live, newest_first)
 
 
-@cache
 def _builder_for(model: type[ModelT]) -> EntityBuilder[ModelT]:
     """Return the (cached) entity builder of a model."""
-    return EntityBuilder(model)
+    builder = _BUILDERS.get(model)
+    if builder is None:
+        builder = _BUILDERS.setdefault(model, EntityBuilder(model))
+    return builder
 
 
 def _is_deleted(entity: EntityModel) -> bool:

@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from datalayer.models import HookExecutionModel
 from datalayer.repositories import params
-from datalayer.repositories.base import Repository
+from datalayer.repositories.writes import HookExecutionRepositoryBase
 
 __all__ = ["HookExecutionRepository"]
 
 
-class HookExecutionRepository(Repository[HookExecutionModel]):
+class HookExecutionRepository(HookExecutionRepositoryBase):
     """Hook runs, looked up by the tool use they belong to."""
 
-    def __init__(self, session: AsyncSession) -> None:
-        super().__init__(HookExecutionModel, session)
+    model_type = HookExecutionModel
 
     async def get_by_tool_use_id(self, tool_use_id: str) -> list[HookExecutionModel]:
         """Return every hook execution of a tool use, oldest first."""

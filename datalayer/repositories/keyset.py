@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from enum import Enum
-from typing import Any
+from typing import Any, TypeGuard
 from uuid import UUID
 
 import sqlalchemy as sa
@@ -22,6 +22,7 @@ from sqlalchemy import ColumnElement
 from sqlalchemy.sql import operators
 
 from datalayer.errors import InvalidDataError
+from datalayer.guards import is_list, is_mapping
 from datalayer.models.base import EntityModel
 
 __all__ = ["SortKey", "after", "decode_cursor", "encode_cursor", "order_terms", "signature", "sort_keys"]
@@ -36,7 +37,7 @@ class SortKey:
     descending: bool
 
 
-def sort_keys(model: type[EntityModel], order_by: Sequence[Any] | None) -> tuple[SortKey, ...]:
+def sort_keys(model: type[EntityModel], order_by: Sequence[object] | None) -> tuple[SortKey, ...]:
     """Return the keyset sort keys of an ORDER BY, the primary key appended as tie-breaker."""
     columns = sa.inspect(model).columns
     if not order_by:
@@ -46,12 +47,9 @@ def sort_keys(model: type[EntityModel], order_by: Sequence[Any] | None) -> tuple
         )
     keys: list[SortKey] = []
     for term in order_by:
-        element: Any = getattr(term, "expression", term)
+        element: object = getattr(term, "expression", term)
         descending = False
-        if isinstance(element, sa.UnaryExpression) and element.modifier in (
-            operators.desc_op,
-            operators.asc_op,
-        ):
+        if _is_unary(element) and element.modifier in (operators.desc_op, operators.asc_op):
             descending = element.modifier is operators.desc_op
             element = element.element
         name = getattr(element, "key", None)
@@ -68,7 +66,7 @@ def sort_keys(model: type[EntityModel], order_by: Sequence[Any] | None) -> tuple
     return tuple(keys)
 
 
-def after(keys: Sequence[SortKey], values: Sequence[Any]) -> ColumnElement[bool]:
+def after(keys: Sequence[SortKey], values: Sequence[object]) -> ColumnElement[bool]:
     """Return the condition selecting rows that sort after ``values``."""
     binds = [sa.literal(value, key.column.type) for key, value in zip(keys, values, strict=True)]
     if all(k.descending == keys[0].descending for k in keys):
@@ -83,17 +81,17 @@ def after(keys: Sequence[SortKey], values: Sequence[Any]) -> ColumnElement[bool]
     return sa.or_(*alternatives)
 
 
-def decode_cursor(keys: Sequence[SortKey], cursor: str) -> list[Any]:
+def decode_cursor(keys: Sequence[SortKey], cursor: str) -> list[object]:
     """Return the values a cursor of this ordering holds; InvalidDataError if it is not one."""
     try:
-        if not isinstance(cursor, str) or len(cursor) > 4096:
+        if not _is_text(cursor) or len(cursor) > 4096:  # from a query string: maybe not a str
             raise ValueError("not a cursor")
         padded = cursor + "=" * (-len(cursor) % 4)
-        payload = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
-        if not isinstance(payload, dict) or payload.get("o") != signature(keys):
+        payload: object = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+        if not is_mapping(payload) or payload.get("o") != signature(keys):
             raise ValueError("cursor of another ordering")
         tagged = payload["v"]
-        if not isinstance(tagged, list) or len(tagged) != len(keys):
+        if not is_list(tagged) or len(tagged) != len(keys):
             raise ValueError("wrong number of values")
         values = [_untag(item) for item in tagged]
     except (ValueError, TypeError, KeyError, binascii.Error, UnicodeError) as exc:
@@ -118,6 +116,14 @@ def encode_cursor(keys: Sequence[SortKey], entity: EntityModel) -> str:
     return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
 
 
+def _is_unary(value: object) -> TypeGuard[sa.UnaryExpression[Any]]:
+    return isinstance(value, sa.UnaryExpression)
+
+
+def _is_text(value: object) -> bool:
+    return isinstance(value, str)
+
+
 def _tag(value: object) -> list[object]:
     """Return ``value`` as ``[type tag, JSON value]`` so that it decodes to the same type."""
     if isinstance(value, bool):
@@ -140,7 +146,7 @@ def _tag(value: object) -> list[object]:
 
 
 def _untag(item: object) -> object:
-    if not isinstance(item, list) or len(item) != 2 or not isinstance(item[0], str):
+    if not is_list(item) or len(item) != 2 or not isinstance(item[0], str):
         raise ValueError("malformed cursor value")
     tag, value = item
     if tag == "b" and isinstance(value, bool):

@@ -6,20 +6,18 @@ from uuid import UUID
 
 import sqlalchemy as sa
 from sqlmodel import col
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from datalayer.models import MCPServerModel
 from datalayer.repositories import params
-from datalayer.repositories.base import SoftDeleteRepository
+from datalayer.repositories.writes import MCPServerRepositoryBase
 
 __all__ = ["MCPServerRepository"]
 
 
-class MCPServerRepository(SoftDeleteRepository[MCPServerModel]):
+class MCPServerRepository(MCPServerRepositoryBase):
     """MCP server configurations, per user or global."""
 
-    def __init__(self, session: AsyncSession) -> None:
-        super().__init__(MCPServerModel, session)
+    model_type = MCPServerModel
 
     async def list_by_user(self, user_id: UUID, include_global: bool = True) -> list[MCPServerModel]:
         """Return a user's live servers (and the global ones, by default), by name."""

@@ -6,7 +6,6 @@ naming the parameter, so a bad argument never reaches the driver.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 from enum import StrEnum
 from typing import TypeVar
@@ -15,6 +14,7 @@ from uuid import UUID
 import sqlalchemy as sa
 
 from datalayer.errors import InvalidDataError
+from datalayer.guards import is_sequence
 from datalayer.sanitize import check_string
 from datalayer.validation import as_uuid
 
@@ -41,7 +41,7 @@ def text(name: str, value: object) -> str:
 
 def text_list(name: str, values: object) -> list[str]:
     """Return ``values`` as a list of checked strings (a bare string is refused)."""
-    if isinstance(values, str) or not isinstance(values, Sequence):
+    if not is_sequence(values):
         raise InvalidDataError.for_field(name, values, "expected a list of strings")
     return [text(name, value) for value in values]
 

@@ -5,20 +5,18 @@ from __future__ import annotations
 from uuid import UUID
 
 from sqlmodel import col
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from datalayer.models import PermissionDecisionModel, PermissionDecisionType
 from datalayer.repositories import params
-from datalayer.repositories.base import Repository
+from datalayer.repositories.writes import PermissionDecisionRepositoryBase
 
 __all__ = ["PermissionDecisionRepository"]
 
 
-class PermissionDecisionRepository(Repository[PermissionDecisionModel]):
+class PermissionDecisionRepository(PermissionDecisionRepositoryBase):
     """Allow/deny decisions taken for tool calls."""
 
-    def __init__(self, session: AsyncSession) -> None:
-        super().__init__(PermissionDecisionModel, session)
+    model_type = PermissionDecisionModel
 
     async def count_by_decision(self, session_id: UUID, decision: PermissionDecisionType | str) -> int:
         """Return how many decisions of this kind (allow or deny) a session has."""

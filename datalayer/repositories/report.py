@@ -4,22 +4,21 @@ from __future__ import annotations
 
 from uuid import UUID
 
+import sqlalchemy as sa
 from sqlmodel import col
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from datalayer.models import ReportModel
 from datalayer.repositories import params
-from datalayer.repositories.base import SoftDeleteRepository, check_page
+from datalayer.repositories.writes import ReportRepositoryBase
 from datalayer.sql import json_contains
 
 __all__ = ["ReportRepository"]
 
 
-class ReportRepository(SoftDeleteRepository[ReportModel]):
+class ReportRepository(ReportRepositoryBase):
     """Reports and their content search."""
 
-    def __init__(self, session: AsyncSession) -> None:
-        super().__init__(ReportModel, session)
+    model_type = ReportModel
 
     async def search_content(
         self, search_text: str, user_id: UUID | None = None, limit: int = 50
@@ -29,9 +28,8 @@ class ReportRepository(SoftDeleteRepository[ReportModel]):
         JSON containment (``content @> {"text": search_text}``) with the text as a bound
         parameter: quotes, backslashes and SQL are matched literally.
         """
-        check_page(0, limit)
         needle = {"text": params.text("search_text", search_text)}
-        statement = self._select().where(json_contains(ReportModel.content, needle))
+        criteria: list[sa.ColumnElement[bool]] = [json_contains(ReportModel.content, needle)]
         if user_id is not None:
-            statement = statement.where(col(ReportModel.user_id) == params.identifier("user_id", user_id))
-        return await self._all(statement.order_by(*self._newest_first()).limit(limit))
+            criteria.append(col(ReportModel.user_id) == params.identifier("user_id", user_id))
+        return await self._page(*criteria, order_by=self._newest_first(), limit=limit)

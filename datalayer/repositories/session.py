@@ -9,7 +9,6 @@ from uuid import UUID
 
 import sqlalchemy as sa
 from sqlmodel import col
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from datalayer.errors import InvalidDataError
 from datalayer.models import (
@@ -20,31 +19,28 @@ from datalayer.models import (
     SessionStatus,
 )
 from datalayer.repositories import params
-from datalayer.repositories.base import DEFAULT_LIMIT, SoftDeleteRepository, check_page
-from datalayer.types import to_decimal
+from datalayer.repositories.base import DEFAULT_LIMIT
+from datalayer.repositories.writes import SessionRepositoryBase
+from datalayer.types import MONEY_MAX, to_decimal
 
 __all__ = ["SessionRepository"]
 
 
-class SessionRepository(SoftDeleteRepository[SessionModel]):
+class SessionRepository(SessionRepositoryBase):
     """Agent sessions: per-user listings, active-session quotas, archival, usage metrics."""
 
-    def __init__(self, session: AsyncSession) -> None:
-        super().__init__(SessionModel, session)
+    model_type = SessionModel
 
     async def get_by_user(
         self, user_id: UUID, skip: int = 0, limit: int = DEFAULT_LIMIT
     ) -> list[SessionModel]:
         """Return a user's sessions, newest first."""
-        check_page(skip, limit)
-        statement = (
-            self._select()
-            .where(col(SessionModel.user_id) == params.identifier("user_id", user_id))
-            .order_by(*self._newest_first())
-            .offset(skip)
-            .limit(limit)
+        return await self._page(
+            col(SessionModel.user_id) == params.identifier("user_id", user_id),
+            order_by=self._newest_first(),
+            skip=skip,
+            limit=limit,
         )
-        return await self._all(statement)
 
     def _active(self, user_id: UUID) -> tuple[sa.ColumnElement[bool], ...]:
         return (
@@ -65,31 +61,20 @@ class SessionRepository(SoftDeleteRepository[SessionModel]):
         self, status: SessionStatus | str, skip: int = 0, limit: int = DEFAULT_LIMIT
     ) -> list[SessionModel]:
         """Return sessions in one status, newest first."""
-        check_page(skip, limit)
         wanted = params.choice("status", SessionStatus, status)
-        statement = (
-            self._select()
-            .where(col(SessionModel.status) == wanted)
-            .order_by(*self._newest_first())
-            .offset(skip)
-            .limit(limit)
+        return await self._page(
+            col(SessionModel.status) == wanted, order_by=self._newest_first(), skip=skip, limit=limit
         )
-        return await self._all(statement)
 
     async def get_completed_before(self, cutoff_date: datetime, limit: int = 1000) -> list[SessionModel]:
         """Return sessions finished (completed, failed, terminated) before the cutoff, oldest first."""
-        check_page(0, limit)
         cutoff = params.aware_datetime("cutoff_date", cutoff_date)
-        statement = (
-            self._select()
-            .where(
-                col(SessionModel.status).in_(FINISHED_SESSION_STATUSES),
-                col(SessionModel.completed_at) < cutoff,
-            )
-            .order_by(col(SessionModel.completed_at), self._id)
-            .limit(limit)
+        return await self._page(
+            col(SessionModel.status).in_(FINISHED_SESSION_STATUSES),
+            col(SessionModel.completed_at) < cutoff,
+            order_by=[col(SessionModel.completed_at), self._id],
+            limit=limit,
         )
-        return await self._all(statement)
 
     async def update_metrics(
         self,
@@ -104,7 +89,7 @@ class SessionRepository(SoftDeleteRepository[SessionModel]):
         *,
         expected_version: int | None = None,
     ) -> bool:
-        """Set the given counters to absolute values; return False if the session is missing.
+        """Set the given counters to absolute values; return False if the session is missing or soft-deleted.
 
         With ``expected_version`` the write happens only if the session is still at the
         version the caller read (``StaleDataError`` otherwise). Concurrent workers that
@@ -139,7 +124,7 @@ class SessionRepository(SoftDeleteRepository[SessionModel]):
 
         Safe under concurrent workers: each call is one ``UPDATE ... SET x = x + :delta``.
         """
-        deltas: dict[str, int] = {
+        deltas: dict[str, object] = {  # checked below: callers may pass anything
             "total_messages": total_messages,
             "total_tool_calls": total_tool_calls,
             "api_input_tokens": api_input_tokens,
@@ -148,11 +133,15 @@ class SessionRepository(SoftDeleteRepository[SessionModel]):
             "api_cache_read_tokens": api_cache_read_tokens,
         }
         values: dict[str, Any] = {}
+        # Each sum must stay in range: SQLite would silently turn an overflowing sum into a
+        # REAL, PostgreSQL raises; guarded in the UPDATE, both refuse it naming the field.
+        limits: dict[str, tuple[int | Decimal, int | Decimal, int | Decimal]] = {}
         for name, delta in deltas.items():
             if not isinstance(delta, int) or isinstance(delta, bool) or abs(delta) > MAX_BIGINT:
                 raise InvalidDataError.for_field(name, delta, "expected a 64-bit integer")
             if delta:
                 values[name] = getattr(SessionModel, name) + delta
+                limits[name] = (delta, -MAX_BIGINT - 1, MAX_BIGINT)
         try:
             cost = to_decimal(total_cost_usd)
         except ValueError as exc:
@@ -160,6 +149,19 @@ class SessionRepository(SoftDeleteRepository[SessionModel]):
         self._validator.changes({"total_cost_usd": abs(cost)})  # precision and range
         if cost:
             values["total_cost_usd"] = col(SessionModel.total_cost_usd) + cost
+            limits["total_cost_usd"] = (cost, -MONEY_MAX, MONEY_MAX)
+        guards = [
+            getattr(SessionModel, name) <= high - step
+            if step > 0
+            else getattr(SessionModel, name) >= low - step
+            for name, (step, low, high) in limits.items()
+        ]
         key = params.identifier("session_id", session_id)
-        updated = await self._update_returning(key, values)
+        updated = await self._update_returning(key, values, *guards)
+        if updated is None and limits:
+            current = await self.get_by_id(key)
+            if current is not None:
+                for name, (step, low, high) in limits.items():
+                    if not low <= getattr(current, name) + step <= high:
+                        raise InvalidDataError.for_field(name, step, f"the sum would leave [{low}, {high}]")
         return updated is not None

@@ -6,22 +6,20 @@ from datetime import datetime
 from uuid import UUID
 
 from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from datalayer.models import SessionMetricsSnapshotModel
 from datalayer.repositories import params
-from datalayer.repositories.base import Repository
+from datalayer.repositories.writes import SessionMetricsSnapshotRepositoryBase
 
 __all__ = ["SessionMetricsSnapshotRepository"]
 
 _Snapshot = SessionMetricsSnapshotModel
 
 
-class SessionMetricsSnapshotRepository(Repository[SessionMetricsSnapshotModel]):
+class SessionMetricsSnapshotRepository(SessionMetricsSnapshotRepositoryBase):
     """Point-in-time copies of session usage counters."""
 
-    def __init__(self, session: AsyncSession) -> None:
-        super().__init__(SessionMetricsSnapshotModel, session)
+    model_type = SessionMetricsSnapshotModel
 
     async def get_snapshots_in_range(
         self, session_id: UUID, start_time: datetime, end_time: datetime

@@ -8,12 +8,12 @@ from uuid import UUID
 
 import sqlalchemy as sa
 from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
 from datalayer.models import SessionTemplateModel
 from datalayer.repositories import params
-from datalayer.repositories.base import DEFAULT_LIMIT, SoftDeleteRepository, check_page
+from datalayer.repositories.base import DEFAULT_LIMIT, check_page
+from datalayer.repositories.writes import SessionTemplateRepositoryBase
 from datalayer.sql import array_overlap
 from datalayer.types import utc_now
 
@@ -29,11 +29,10 @@ def _most_used_first(source: sa.Table | sa.Subquery) -> tuple[sa.UnaryExpression
     return (source.c.usage_count.desc(), source.c.created_at.desc(), source.c.id.desc())
 
 
-class SessionTemplateRepository(SoftDeleteRepository[SessionTemplateModel]):
+class SessionTemplateRepository(SessionTemplateRepositoryBase):
     """Session templates: tag search with visibility rules, usage counting."""
 
-    def __init__(self, session: AsyncSession) -> None:
-        super().__init__(SessionTemplateModel, session)
+    model_type = SessionTemplateModel
 
     async def search_by_tags(
         self,
@@ -105,7 +104,7 @@ class SessionTemplateRepository(SoftDeleteRepository[SessionTemplateModel]):
         )
 
     async def update_usage_stats(self, template_id: UUID) -> bool:
-        """Count one use of the template atomically (no commit); return False if it is missing.
+        """Count one use of the template atomically (no commit); False if it is missing or soft-deleted.
 
         One ``UPDATE ... SET usage_count = usage_count + 1, last_used_at = now``, so
         concurrent units of work never lose an increment.

@@ -5,22 +5,22 @@ from __future__ import annotations
 from collections.abc import Sequence
 from uuid import UUID
 
+import sqlalchemy as sa
 from sqlmodel import col
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from datalayer.models import TaskModel
 from datalayer.repositories import params
-from datalayer.repositories.base import DEFAULT_LIMIT, SoftDeleteRepository, check_page
+from datalayer.repositories.base import DEFAULT_LIMIT
+from datalayer.repositories.writes import TaskRepositoryBase
 from datalayer.sql import array_overlap
 
 __all__ = ["TaskRepository"]
 
 
-class TaskRepository(SoftDeleteRepository[TaskModel]):
+class TaskRepository(TaskRepositoryBase):
     """Tasks: the scheduler's list and tag search."""
 
-    def __init__(self, session: AsyncSession) -> None:
-        super().__init__(TaskModel, session)
+    model_type = TaskModel
 
     async def get_scheduled_tasks(self, enabled_only: bool = True) -> list[TaskModel]:
         """Return live scheduled tasks (only those with the schedule enabled, by default), oldest first."""
@@ -38,10 +38,9 @@ class TaskRepository(SoftDeleteRepository[TaskModel]):
         limit: int = DEFAULT_LIMIT,
     ) -> list[TaskModel]:
         """Return live tasks having any of ``tags`` (optionally of one user), newest first."""
-        check_page(skip, limit)
-        wanted = params.text_list("tags", tags)
-        statement = self._select().where(array_overlap(TaskModel.tags, wanted))
+        criteria: list[sa.ColumnElement[bool]] = [
+            array_overlap(TaskModel.tags, params.text_list("tags", tags))
+        ]
         if user_id is not None:
-            statement = statement.where(col(TaskModel.user_id) == params.identifier("user_id", user_id))
-        statement = statement.order_by(*self._newest_first()).offset(skip).limit(limit)
-        return await self._all(statement)
+            criteria.append(col(TaskModel.user_id) == params.identifier("user_id", user_id))
+        return await self._page(*criteria, order_by=self._newest_first(), skip=skip, limit=limit)

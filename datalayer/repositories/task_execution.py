@@ -7,12 +7,11 @@ from uuid import UUID
 
 import sqlalchemy as sa
 from sqlmodel import col
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from datalayer.errors import translate_errors
 from datalayer.models import TaskExecutionModel, TaskExecutionStatus
 from datalayer.repositories import params
-from datalayer.repositories.base import Repository
+from datalayer.repositories.writes import TaskExecutionRepositoryBase
 
 __all__ = ["ExecutionStats", "TaskExecutionRepository"]
 
@@ -27,11 +26,10 @@ class ExecutionStats(TypedDict):
     avg_duration_seconds: float | None
 
 
-class TaskExecutionRepository(Repository[TaskExecutionModel]):
+class TaskExecutionRepository(TaskExecutionRepositoryBase):
     """Runs of tasks and their statistics."""
 
-    def __init__(self, session: AsyncSession) -> None:
-        super().__init__(TaskExecutionModel, session)
+    model_type = TaskExecutionModel
 
     async def get_execution_stats(self, task_id: UUID) -> ExecutionStats:
         """Return counts by outcome and the average duration of a task's executions.

@@ -7,12 +7,11 @@ from uuid import UUID
 
 import sqlalchemy as sa
 from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from datalayer.errors import translate_errors
 from datalayer.models import ToolCallModel, ToolCallStatus
 from datalayer.repositories import params
-from datalayer.repositories.base import Repository
+from datalayer.repositories.writes import ToolCallRepositoryBase
 from datalayer.types import utc_now
 
 __all__ = ["ToolCallRepository", "ToolStatistics"]
@@ -28,11 +27,10 @@ class ToolStatistics(TypedDict):
     avg_duration_ms: float | None
 
 
-class ToolCallRepository(Repository[ToolCallModel]):
+class ToolCallRepository(ToolCallRepositoryBase):
     """Tool calls: lookup by SDK id, the permission queue, status transitions, statistics."""
 
-    def __init__(self, session: AsyncSession) -> None:
-        super().__init__(ToolCallModel, session)
+    model_type = ToolCallModel
 
     async def get_by_tool_use_id(self, tool_use_id: str) -> ToolCallModel | None:
         """Return the tool call with this SDK ``tool_use_id``, or None."""

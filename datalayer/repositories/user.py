@@ -5,23 +5,20 @@ from __future__ import annotations
 from uuid import UUID
 
 import sqlalchemy as sa
-from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel import col
 
-from datalayer.errors import translate_errors
 from datalayer.models import UserModel
 from datalayer.repositories import params
-from datalayer.repositories.base import SoftDeleteRepository
+from datalayer.repositories.writes import UserRepositoryBase
 from datalayer.types import utc_now
 
 __all__ = ["UserRepository"]
 
 
-class UserRepository(SoftDeleteRepository[UserModel]):
+class UserRepository(UserRepositoryBase):
     """Users: lookups by email (case-insensitive) and username, logins, uniqueness checks."""
 
-    def __init__(self, session: AsyncSession) -> None:
-        super().__init__(UserModel, session)
+    model_type = UserModel
 
     def _email_is(self, email: str) -> sa.ColumnElement[bool]:
         # lower() on both sides, as in the unique index, so both backends agree.
@@ -42,11 +39,6 @@ class UserRepository(SoftDeleteRepository[UserModel]):
         """Set ``last_login_at`` to now; return False if the user is missing or deleted."""
         key = params.identifier("user_id", user_id)
         return await self._update_returning(key, {"last_login_at": utc_now()}) is not None
-
-    async def _any(self, criterion: sa.ColumnElement[bool]) -> bool:
-        statement = select(sa.exists().where(criterion, *self._visible(False)))
-        with translate_errors():
-            return bool((await self.session.exec(statement)).one())
 
     async def email_exists(self, email: str) -> bool:
         """Return True if a live user has this email (case-insensitive)."""

@@ -5,24 +5,23 @@ from __future__ import annotations
 from uuid import UUID
 
 import sqlalchemy as sa
-from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel import col
 
 from datalayer.errors import translate_errors
 from datalayer.models import ArchiveStatus, WorkingDirectoryArchiveModel
 from datalayer.repositories import params
-from datalayer.repositories.base import Repository, check_page
+from datalayer.repositories.base import check_page
+from datalayer.repositories.writes import WorkingDirectoryArchiveRepositoryBase
 
 __all__ = ["WorkingDirectoryArchiveRepository"]
 
 _Archive = WorkingDirectoryArchiveModel
 
 
-class WorkingDirectoryArchiveRepository(Repository[WorkingDirectoryArchiveModel]):
+class WorkingDirectoryArchiveRepository(WorkingDirectoryArchiveRepositoryBase):
     """Archives of session working directories and the queue of pending ones."""
 
-    def __init__(self, session: AsyncSession) -> None:
-        super().__init__(WorkingDirectoryArchiveModel, session)
+    model_type = WorkingDirectoryArchiveModel
 
     def _oldest_pending(self, limit: int) -> sa.Select[UUID]:
         return (
@@ -34,14 +33,11 @@ class WorkingDirectoryArchiveRepository(Repository[WorkingDirectoryArchiveModel]
 
     async def get_pending_archives(self, limit: int = 100) -> list[WorkingDirectoryArchiveModel]:
         """Return pending archives, oldest first (a look at the queue; workers use claim_pending)."""
-        check_page(0, limit)
-        statement = (
-            select(_Archive)
-            .where(col(_Archive.status) == params.fixed(ArchiveStatus.PENDING))
-            .order_by(col(_Archive.created_at), self._id)
-            .limit(limit)
+        return await self._page(
+            col(_Archive.status) == params.fixed(ArchiveStatus.PENDING),
+            order_by=[col(_Archive.created_at), self._id],
+            limit=limit,
         )
-        return await self._all(statement)
 
     async def claim_pending(self, limit: int = 1) -> list[WorkingDirectoryArchiveModel]:
         """Mark up to ``limit`` of the oldest pending archives in_progress and return them, oldest first.

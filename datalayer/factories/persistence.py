@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Generator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -10,11 +12,11 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from datalayer.errors import InvalidDataError, translate_errors
+from datalayer.factories.base import DataFactory
 from datalayer.models import EntityModel, MessageModel
 from datalayer.repositories import Repository
-from factories.base import DataFactory
 
-__all__ = ["persist", "persist_one"]
+__all__ = ["persist", "persist_one", "using_session"]
 
 T = TypeVar("T", bound=EntityModel)
 
@@ -37,18 +39,32 @@ async def persist(
         if field not in values:
             (parent,) = await persist(session, parent_factory, 1)
             values[field] = parent.id
-    if factory.__model__ is MessageModel and "sequence_number" not in values:
+    if factory.model_class() is MessageModel and "sequence_number" not in values:
         start = await _last_sequence_number(session, values["session_id"])
         rows = [factory.process_kwargs(**values, sequence_number=start + n) for n in range(1, count + 1)]
     else:
         rows = factory.rows(count, **values)
-    return await Repository(factory.__model__, session).create_many(rows)
+    return await Repository(factory.model_class(), session).create_many(rows)
 
 
 async def persist_one(session: AsyncSession, factory: type[DataFactory[T]], **overrides: Any) -> T:
     """Build, insert and return one entity (see :func:`persist`)."""
     (entity,) = await persist(session, factory, 1, **overrides)
     return entity
+
+
+@contextmanager
+def using_session(session: AsyncSession) -> Generator[AsyncSession]:
+    """Yield ``session`` as the unit of work of every factory's ``create_async``/``create_batch_async``.
+
+    The previous one (usually none) is restored when the block ends.
+    """
+    previous = DataFactory.__async_session__
+    DataFactory.__async_session__ = session
+    try:
+        yield session
+    finally:
+        DataFactory.__async_session__ = previous
 
 
 async def _last_sequence_number(session: AsyncSession, session_id: UUID) -> int:

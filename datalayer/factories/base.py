@@ -17,16 +17,20 @@ from decimal import Decimal
 from functools import cache
 from itertools import count
 from random import Random
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 from uuid import UUID
 
 from faker import Faker
 from polyfactory import Use
+from polyfactory.exceptions import ConfigurationException
 from polyfactory.factories.pydantic_factory import ModelFactory
 from polyfactory.field_meta import FieldMeta
 
 from datalayer.models import EntityModel
 from datalayer.types import MONEY_SCALE
+
+if TYPE_CHECKING:
+    from sqlmodel.ext.asyncio.session import AsyncSession
 
 __all__ = [
     "ANCHOR",
@@ -188,7 +192,14 @@ class DataFactory(ModelFactory[T], Generic[T]):
     """Base of the datalayer factories: seeded stream, model defaults unless the factory says.
 
     ``__parents__`` maps each required foreign key to the factory of its parent, so that
-    :func:`factories.persist` can create missing parents.
+    :func:`datalayer.factories.persist` can create missing parents.
+
+    polyfactory's ``create_async`` and ``create_batch_async`` persist into ``__async_session__``
+    (set by the pytest plugin for each test, or by :func:`datalayer.factories.using_session`)
+    exactly as :func:`~datalayer.factories.persist` does: through the repositories, with
+    parents and continued message sequence numbers. They are overridden rather than given an
+    ``__async_persistence__`` handler because a handler only sees the built entity and cannot
+    tell a foreign key the caller gave from a generated one.
     """
 
     __is_base_factory__ = True
@@ -196,6 +207,33 @@ class DataFactory(ModelFactory[T], Generic[T]):
     __random__ = RNG
     __faker__ = FAKER
     __parents__: ClassVar[dict[str, type[DataFactory[Any]]]] = {}
+    __async_session__: ClassVar[AsyncSession | None] = None
+
+    @classmethod
+    async def create_async(cls, **kwargs: Any) -> T:
+        """Return one entity built with ``kwargs`` and inserted in ``__async_session__`` (not committed)."""
+        (entity,) = await cls.create_batch_async(1, **kwargs)
+        return entity
+
+    @classmethod
+    async def create_batch_async(cls, size: int, **kwargs: Any) -> list[T]:
+        """Return ``size`` entities built with ``kwargs``, inserted in ``__async_session__`` (uncommitted)."""
+        # persistence imports this module: import it when first used.
+        from datalayer.factories.persistence import persist
+
+        session = cls.__async_session__
+        if session is None:
+            raise ConfigurationException(
+                f"{cls.__name__}.create_async needs a unit of work: request the pytest plugin's "
+                "datalayer_session (or datalayer_db) fixture, or wrap the calls in "
+                "`with datalayer.factories.using_session(session):`"
+            )
+        return await persist(session, cls, size, **kwargs)
+
+    @classmethod
+    def model_class(cls) -> type[T]:
+        """Return the model this factory builds (``__model__``, typed for callers)."""
+        return cls.__model__
 
     created_at = Use(past_time)
 

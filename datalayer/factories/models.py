@@ -1,6 +1,6 @@
 """One factory per datalayer model, producing valid and plausible entities.
 
-Built entities carry random (not persisted) foreign keys; :func:`factories.persist`
+Built entities carry random (not persisted) foreign keys; :func:`datalayer.factories.persist`
 creates the missing parents. Fields that depend on others (a finished session's
 ``completed_at``, a tool call's output for its status, a cost from token counts) are
 computed together in ``dependent`` so that they agree, unless the caller passes them.
@@ -16,6 +16,24 @@ from typing import Any
 from polyfactory import Use
 from polyfactory.decorators import post_generated
 
+from datalayer.factories.base import (
+    FAKER,
+    MODELS,
+    RNG,
+    TOOL_NAMES,
+    DataFactory,
+    later,
+    money,
+    next_sequence,
+    next_serial,
+    pick_tags,
+    random_uuid,
+    sdk_options,
+    sentence,
+    tool_use_id,
+    usage,
+    weighted,
+)
 from datalayer.models import (
     FINISHED_SESSION_STATUSES,
     ArchiveStatus,
@@ -39,24 +57,6 @@ from datalayer.models import (
     ToolCallStatus,
     UserModel,
     WorkingDirectoryArchiveModel,
-)
-from factories.base import (
-    FAKER,
-    MODELS,
-    RNG,
-    TOOL_NAMES,
-    DataFactory,
-    later,
-    money,
-    next_sequence,
-    next_serial,
-    pick_tags,
-    random_uuid,
-    sdk_options,
-    sentence,
-    tool_use_id,
-    usage,
-    weighted,
 )
 
 __all__ = [
@@ -195,7 +195,7 @@ class MessageFactory(DataFactory[MessageModel]):
     """Messages: a system message first, then user and assistant turns.
 
     Sequence numbers count per ``session_id`` in this process (1, 2, 3, ...);
-    :func:`factories.persist` continues after the highest number already stored.
+    :func:`datalayer.factories.persist` continues after the highest number already stored.
     ``result`` messages are made only on request (``message_type=MessageType.RESULT``).
     """
 

@@ -1,0 +1,1 @@
+"""Tests of the example service, written as a user of datalayer would write them."""
