@@ -490,9 +490,10 @@ def _is_ours(revision: str, script: ScriptDirectory | None) -> bool:
     if script is None:
         return False
     try:
-        return script.get_revision(revision) is not None
+        script.get_revision(revision)  # raises for a revision that is not one of our scripts
     except (CommandError, RevisionError):
         return False
+    return True
 
 
 def _one(revision: str | tuple[str, ...] | list[str] | None) -> str | None:

@@ -89,6 +89,8 @@ async def seed_database(
         refresh_per_second=REFRESHES_PER_SECOND,
     )
 
+    inserted: dict[Any, int] = {}  # rows inserted per progress bar (its rows/s column)
+
     async def insert(
         session: AsyncSession,
         model: type[EntityModel],
@@ -100,7 +102,8 @@ async def seed_database(
             await Repository(model, session).create_many(rows)
             counts[table_name(model)] += len(rows)
         if bar is not None:
-            progress.update(bar, advance=advance, rows=progress.tasks[bar].fields["rows"] + len(rows))
+            inserted[bar] = inserted.get(bar, 0) + len(rows)
+            progress.update(bar, advance=advance, rows=inserted[bar])
 
     # Checked before the progress display starts, so a refusal prints only its message.
     first_users = f.UserFactory.rows(min(batch_size, sizes.users))

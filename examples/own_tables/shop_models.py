@@ -7,6 +7,7 @@ autogenerate sees only them. The foreign key names datalayer's column object
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
 from uuid import UUID, uuid4
 
 import sqlalchemy as sa
@@ -34,7 +35,8 @@ class ShopModel(SQLModel, registry=registry(metadata=metadata)):
 class InvoiceModel(ShopModel, table=True):
     """An invoice of a datalayer user; deleted with the user."""
 
-    __tablename__ = "shop_invoices"
+    # ClassVar[Any]: SQLModel types __tablename__ as a declared_attr, which pyright enforces.
+    __tablename__: ClassVar[Any] = "shop_invoices"
 
     id: UUID = Field(default_factory=uuid4, primary_key=True)
     user_id: UUID = Field(sa_column_args=[sa.ForeignKey(col(UserModel.id), ondelete="CASCADE")], index=True)
