@@ -111,7 +111,7 @@ class Settings:
     command_timeout: float | None = DEFAULT_COMMAND_TIMEOUT
     slow_query_seconds: float | None = DEFAULT_SLOW_QUERY_SECONDS
     #: Passed on to :func:`sqlalchemy.ext.asyncio.create_async_engine`.
-    engine_options: Mapping[str, object] = field(default_factory=dict)
+    engine_options: Mapping[str, object] = field(default_factory=dict[str, object])
 
 
 class Database:
@@ -287,7 +287,7 @@ class Database:
             self._turn = None
 
     @asynccontextmanager
-    async def session(self, *, read_only: bool = False) -> AsyncGenerator[AsyncSession, None]:
+    async def session(self, *, read_only: bool = False) -> AsyncGenerator[AsyncSession]:
         """Yield a unit of work: committed on success, rolled back on any exception, always closed.
 
         ``read_only=True`` sends it to the replica when one is configured (and takes no

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeGuard
 from uuid import UUID
 
 import sqlalchemy as sa
@@ -90,7 +90,7 @@ def cutoff_for(older_than: timedelta | datetime, now: datetime | None = None) ->
         if older_than.utcoffset() is None:
             raise InvalidDataError.for_field("older_than", older_than, "expected a timezone-aware datetime")
         return older_than
-    if not isinstance(older_than, timedelta) or older_than < timedelta(0):
+    if not _is_timedelta(older_than) or older_than < timedelta(0):
         raise InvalidDataError.for_field(
             "older_than", older_than, "expected an age >= 0 or an aware datetime"
         )
@@ -98,11 +98,7 @@ def cutoff_for(older_than: timedelta | datetime, now: datetime | None = None) ->
 
 
 def _check_batch_size(batch_size: int, field: str = "batch_size") -> int:
-    if (
-        not isinstance(batch_size, int)
-        or isinstance(batch_size, bool)
-        or not 1 <= batch_size <= MAX_BATCH_SIZE
-    ):
+    if not _is_int(batch_size) or not 1 <= batch_size <= MAX_BATCH_SIZE:
         raise InvalidDataError.for_field(field, batch_size, f"must be between 1 and {MAX_BATCH_SIZE}")
     return batch_size
 
@@ -114,8 +110,21 @@ def _purgeable(model: type[SoftDeleteModel], cutoff: datetime) -> tuple[sa.Colum
 
 def _table(model: type[SoftDeleteModel]) -> sa.Table:
     table = sa.inspect(model).local_table
-    assert isinstance(table, sa.Table)
+    assert _is_table(table)
     return table
+
+
+# These take ``object``: callers' values may not be what the annotations say.
+def _is_timedelta(value: object) -> bool:
+    return isinstance(value, timedelta)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_table(value: object) -> TypeGuard[sa.Table]:
+    return isinstance(value, sa.Table)
 
 
 async def delete_batch(
