@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Coroutine, Sequence
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from datalayer.seed_sizes import SeedSizes
 
@@ -365,9 +365,10 @@ async def _check(args: argparse.Namespace) -> int | None:
 
 def format_difference(difference: Any) -> str:
     """Return one of Alembic's autogenerate differences as a short line, e.g. ``remove_column users.x``."""
+    entries: Sequence[Any] = difference
     if isinstance(difference, list):  # the modify_* operations of one column come grouped
-        return "; ".join(format_difference(item) for item in cast("list[Any]", difference))
-    operation, *rest = difference
+        return "; ".join(format_difference(item) for item in entries)
+    operation, *rest = entries
     if operation in ("add_column", "remove_column"):
         _, table, column = rest
         return f"{operation} {table}.{column.name}"
