@@ -1,12 +1,25 @@
-"""nox sessions: ``tests`` (both backends, mypy included), ``typecheck``, ``lint``, ``bench``, ``docs``."""
+"""nox sessions: ``tests`` (both backends, mypy included, on every supported Python), ``typecheck``,
+``lint``, ``bench``, ``docs``. ``nox -s tests-3.13`` runs one Python only."""
+
+import os
+from pathlib import Path
 
 import nox
+
+#: The Python versions the package supports (pyproject.toml's classifiers say the same).
+PYTHONS = ["3.11", "3.12", "3.13"]
+
+# pyenv installs interpreters it does not put on PATH unless selected (`pyenv global`); its
+# shims then answer "command not found". Put each installed version's own bin first.
+for version in PYTHONS:
+    for bin_dir in sorted(Path.home().glob(f".pyenv/versions/{version}.*/bin"))[-1:]:
+        os.environ["PATH"] = f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
 
 nox.options.sessions = ["lint", "typecheck", "tests"]
 nox.options.default_venv_backend = "venv"
 
 
-@nox.session
+@nox.session(python=PYTHONS)
 def tests(session: nox.Session) -> None:
     """Run the whole test suite on SQLite and a throwaway PostgreSQL."""
     session.install("-e", ".[dev]", "--config-settings", "editable_mode=strict")

@@ -209,7 +209,10 @@ if TYPE_CHECKING:
     from datalayer.tracing import instrument as instrument
     from datalayer.tracing import uninstrument as uninstrument
 
-__version__ = "0.1.0"
+#: The distribution's name on PyPI (the import name is ``datalayer``).
+DISTRIBUTION = "sqlmodel-datalayer"
+
+__version__: str  # read from the installed package's metadata on first use (see __getattr__)
 
 #: The module each public name lives in (imported on first access).
 _MODULES: dict[str, tuple[str, ...]] = {
@@ -359,10 +362,24 @@ __all__ = [
 ]
 
 
+def _installed_version() -> str:
+    """Return the installed distribution's version (pyproject.toml is the one source)."""
+    from importlib import metadata
+
+    try:
+        return metadata.version(DISTRIBUTION)
+    except metadata.PackageNotFoundError:  # a source tree on sys.path, never installed
+        return "0+unknown"
+
+
 if not TYPE_CHECKING:  # hidden from type checkers, so that a misspelt name stays an error there
 
     def __getattr__(name: str) -> object:
         """Return the public name ``name``, importing its module on first use."""
+        if name == "__version__":
+            version: object = _installed_version()
+            globals()[name] = version
+            return version
         module = _LAZY.get(name)
         if module is None:
             raise AttributeError(f"module 'datalayer' has no attribute {name!r}")

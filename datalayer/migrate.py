@@ -1,4 +1,4 @@
-"""Run datalayer's Alembic migrations from Python: upgrade, downgrade, current revision.
+"""Run datalayer's Alembic migrations from Python: upgrade, downgrade, current, history, check.
 
 Regenerate the initial revision after changing the models (source checkout; it starts a
 throwaway PostgreSQL, autogenerates ``migrations/versions/0001_initial_schema.py`` against it,
@@ -16,6 +16,16 @@ Expected failures raise :mod:`datalayer.errors` types with a one-line message: a
 revision is an ``InvalidDataError`` (``field="revision"``), a database that cannot be reached
 or opened is a ``DatabaseUnavailableError``.
 
+Living next to a service's own migrations (docs/own-tables.md): datalayer records its
+revision in its own version table, ``datalayer_alembic_version`` (:data:`VERSION_TABLE`), so
+a service's Alembic keeps ``alembic_version`` to itself; datalayer's autogenerate and
+``check`` look only at datalayer's tables. A database migrated by datalayer 0.1.0 has its
+revision in ``alembic_version``: the next ``upgrade``/``downgrade`` moves it to
+``datalayer_alembic_version`` (dropping ``alembic_version`` when nothing else is left in it);
+``current`` reads it where it is without writing. For the service's own ``env.py`` we ship
+:func:`exclude_datalayer_tables` (an ``include_name`` hook) and :func:`render_item` (generated
+scripts import the column types they use).
+
 Where the scripts are: in the source checkout (and an editable install) the top-level
 ``migrations/`` directory next to the ``datalayer`` package. A wheel carries the same
 directory as ``datalayer/_migrations`` (mapped at build time); that copy is preferred when
@@ -29,11 +39,14 @@ import sys
 import warnings
 from collections.abc import Callable, Generator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
+import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
+from alembic.autogenerate.api import AutogenContext
 from alembic.config import Config
 from alembic.runtime.environment import EnvironmentContext
 from alembic.runtime.migration import MigrationContext
@@ -45,18 +58,33 @@ from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from sqlalchemy.pool import NullPool
 
 from datalayer.database import resolve_url
-from datalayer.errors import DatabaseUnavailableError, DataLayerError, InvalidDataError, translate_errors
+from datalayer.errors import (
+    ConstraintViolationError,
+    DatabaseUnavailableError,
+    DataLayerError,
+    InvalidDataError,
+    translate_errors,
+)
 
 __all__ = [
+    "LEGACY_VERSION_TABLE",
+    "VERSION_TABLE",
     "MigrationsNotFoundError",
+    "Revision",
+    "SchemaNotReadyError",
     "alembic_config",
     "current",
     "current_async",
+    "datalayer_tables",
     "differences",
     "downgrade",
     "downgrade_async",
+    "exclude_datalayer_tables",
     "head",
+    "history",
     "migrations_dir",
+    "render_item",
+    "require_head",
     "upgrade",
     "upgrade_async",
 ]
@@ -64,9 +92,28 @@ __all__ = [
 _PACKAGE_DIR = Path(__file__).resolve().parent
 _INITIAL_REVISION = "0001"
 
+#: The table holding datalayer's revision (a service's own Alembic keeps ``alembic_version``).
+VERSION_TABLE = "datalayer_alembic_version"
+#: Where datalayer 0.1.0 recorded its revision; adopted by the next upgrade or downgrade.
+LEGACY_VERSION_TABLE = "alembic_version"
+
 
 class MigrationsNotFoundError(DataLayerError):
     """The Alembic scripts are not installed alongside the package."""
+
+
+class SchemaNotReadyError(DataLayerError):
+    """The database is missing, not migrated, or not at the scripts' head (the message says what to run)."""
+
+
+@dataclass(frozen=True)
+class Revision:
+    """One of datalayer's migration scripts, as ``history()`` lists it."""
+
+    revision: str
+    down_revision: str | None
+    message: str
+    is_head: bool
 
 
 def migrations_dir() -> Path:
@@ -96,31 +143,43 @@ def alembic_config(url: str | URL | None = None) -> Config:
 
 
 def upgrade(url: str | URL | None = None, revision: str = "head") -> None:
-    """Upgrade the database to ``revision`` (default: the newest); returns None."""
+    """Upgrade the database to ``revision`` (default: the newest; ``+1`` is relative); returns None."""
     _refuse_running_loop()
+    if revision == "base" or revision.startswith("-"):
+        raise InvalidDataError.for_field("revision", revision, "upgrade goes forward only: use downgrade")
     with _translated(revision):
         command.upgrade(alembic_config(url), revision)
 
 
 def downgrade(url: str | URL | None = None, revision: str = "base") -> None:
-    """Downgrade the database to ``revision`` (default: ``base``, an empty schema); returns None."""
+    """Downgrade the database to ``revision`` (``base``: no datalayer table; ``-1``: one step); returns None.
+
+    Refused with ``ConstraintViolationError``, before anything changes, when the downgrade
+    would drop every datalayer table while other tables (a service's own) still reference them.
+    """
     _refuse_running_loop()
+    if revision in ("head", "heads") or revision.startswith("+"):
+        raise InvalidDataError.for_field("revision", revision, "downgrade goes backward only: use upgrade")
+    config = alembic_config(url)
+    config.attributes["downgrade_to"] = revision
     with _translated(revision):
-        command.downgrade(alembic_config(url), revision)
+        command.downgrade(config, revision)
 
 
 def current(url: str | URL | None = None) -> str | None:
     """Return the database's current revision id, or None when it has none (never migrated).
 
-    A SQLite file that does not exist is reported as None without creating it.
+    Reads only: a SQLite file that does not exist is reported as None without creating it,
+    and a revision still recorded in the legacy ``alembic_version`` table is reported as is.
     """
     config = alembic_config(url)
     if _missing_sqlite_file(config.attributes["url"]):
         return None
+    config.attributes["read_only"] = True
     found: list[str] = []
 
     def collect(rev: Any, context: MigrationContext) -> list[Any]:
-        found.extend(context.get_current_heads())
+        found.extend(context.get_current_heads() or legacy_revisions(_connection(context), context))
         return []
 
     with _translated(None):
@@ -130,12 +189,21 @@ def current(url: str | URL | None = None) -> str | None:
 
 async def upgrade_async(url: str | URL | None = None, revision: str = "head") -> None:
     """Upgrade the database to ``revision`` from async code, on the running event loop; returns None."""
+    if revision == "base" or revision.startswith("-"):
+        raise InvalidDataError.for_field("revision", revision, "upgrade goes forward only: use downgrade")
     await _run_async(url, revision, lambda config: command.upgrade(config, revision))
 
 
 async def downgrade_async(url: str | URL | None = None, revision: str = "base") -> None:
     """Downgrade the database to ``revision`` from async code, on the running event loop; returns None."""
-    await _run_async(url, revision, lambda config: command.downgrade(config, revision))
+    if revision in ("head", "heads") or revision.startswith("+"):
+        raise InvalidDataError.for_field("revision", revision, "downgrade goes backward only: use upgrade")
+
+    def run(config: Config) -> None:
+        config.attributes["downgrade_to"] = revision  # env.py refuses to drop referenced tables
+        command.downgrade(config, revision)
+
+    await _run_async(url, revision, run)
 
 
 async def current_async(url: str | URL | None = None) -> str | None:
@@ -144,7 +212,12 @@ async def current_async(url: str | URL | None = None) -> str | None:
         return None
 
     def heads(config: Config) -> str | None:
-        found = MigrationContext.configure(config.attributes["connection"]).get_current_heads()
+        connection: Connection = config.attributes["connection"]
+        script = ScriptDirectory.from_config(config)
+        context = MigrationContext.configure(
+            connection, opts={"version_table": VERSION_TABLE, "script": script}
+        )
+        found = context.get_current_heads() or legacy_revisions(connection, context)
         return ",".join(sorted(found)) or None
 
     return await _run_async(url, None, heads)
@@ -195,19 +268,71 @@ async def _connect(connection: AsyncConnection, url: URL) -> AsyncConnection:
         ) from exc
 
 
+def require_head(url: str | URL | None = None) -> str | None:
+    """Return the database's revision when it is the scripts' head; else raise SchemaNotReadyError.
+
+    Reads only, and never creates a SQLite file: a missing one is reported as such. Useful at a
+    service's start, before serving requests against a schema it does not know.
+    """
+    resolved = resolve_url(url)
+    shown = resolved.render_as_string(hide_password=True)
+    if _missing_sqlite_file(resolved):
+        raise SchemaNotReadyError(
+            f"no database file at {resolved.database} (nothing was created): "
+            "run `datalayer migrate upgrade` to create it, or fix the URL"
+        )
+    revision = current(resolved)
+    newest = head()
+    if revision is None:
+        raise SchemaNotReadyError(f"{shown} has no datalayer schema: run `datalayer migrate upgrade` first")
+    if revision != newest:
+        raise SchemaNotReadyError(
+            f"{shown} is at revision {revision}, this version of datalayer needs {newest}: "
+            "run `datalayer migrate upgrade` first"
+        )
+    return revision
+
+
 def head() -> str | None:
     """Return the newest revision id of the scripts (what ``upgrade()`` goes to)."""
     with _translated(None):
         return ScriptDirectory.from_config(alembic_config(None)).get_current_head()
 
 
+def history() -> list[Revision]:
+    """Return datalayer's migration scripts, newest first (reads no database)."""
+    with _translated(None):
+        script = ScriptDirectory.from_config(alembic_config(None))
+        return [
+            Revision(
+                revision=item.revision,
+                down_revision=_one(item.down_revision),
+                message=(item.doc or "").strip(),
+                is_head=item.is_head,
+            )
+            for item in script.walk_revisions()
+        ]
+
+
 def differences(url: str | URL | None = None) -> list[Any]:
     """Return Alembic's autogenerate differences between the database and the models (empty: in sync).
 
-    SQLite cannot reflect expression indexes (``lower(email)``): they are left out of the
-    comparison there, without the two warnings SQLAlchemy and Alembic emit about it.
+    Only datalayer's tables are compared: a service's own tables in the same database are
+    not differences. SQLite cannot reflect expression indexes (``lower(email)``): they are
+    left out of the comparison there, without the two warnings SQLAlchemy and Alembic emit.
+    A SQLite file that does not exist is not created (every model table is then missing).
     """
+    config = alembic_config(url)
     found: list[Any] = []
+    resolved: URL = config.attributes["url"]
+    if _missing_sqlite_file(resolved):
+        directory = Path(resolved.database or "").expanduser().absolute().parent
+        if not directory.is_dir():
+            raise DatabaseUnavailableError(f"cannot open {resolved.database}: {directory} does not exist")
+        from datalayer.models import metadata
+
+        return [("add_table", table) for table in metadata.sorted_tables]
+    config.attributes["read_only"] = True
 
     def compare(rev: Any, context: MigrationContext) -> list[Any]:
         with warnings.catch_warnings():
@@ -217,8 +342,171 @@ def differences(url: str | URL | None = None) -> list[Any]:
         return []
 
     with _translated(None):
-        _run_env(alembic_config(url), compare)
+        _run_env(config, compare)
     return found
+
+
+# -- helpers for a service's own Alembic environment (docs/own-tables.md) -----------------------
+
+
+def datalayer_tables() -> frozenset[str]:
+    """Return the names of datalayer's tables, its version table included."""
+    from datalayer.models import metadata
+
+    return frozenset({*metadata.tables, VERSION_TABLE})
+
+
+def exclude_datalayer_tables(name: str | None, type_: str, parent_names: Any) -> bool:
+    """Return False for datalayer's tables (and its version table): an ``include_name`` hook.
+
+    Pass it as ``context.configure(include_name=exclude_datalayer_tables)`` in a service's
+    own ``env.py``, so that autogenerate there neither drops nor recreates datalayer's tables.
+    """
+    return not (type_ == "table" and name in datalayer_tables())
+
+
+def only_datalayer_tables(name: str | None, type_: str, parent_names: Any) -> bool:
+    """Return True only for datalayer's tables: the ``include_name`` hook of datalayer's own env."""
+    from datalayer.models import metadata
+
+    return type_ != "table" or name in metadata.tables
+
+
+#: Modules whose column types generated scripts import by name (Alembic would write a dotted
+#: path such as ``sqlmodel.sql.sqltypes.AutoString`` without importing anything).
+_IMPORTED_TYPE_MODULES = ("datalayer.types", "sqlmodel.sql.sqltypes")
+
+
+def render_item(type_: str, obj: Any, autogen_context: AutogenContext) -> str | Literal[False]:
+    """Return the source text of a column type that needs an import, or False for the default.
+
+    An Alembic ``render_item`` hook: generated scripts then import SQLModel's and datalayer's
+    column types (no ``NameError: name 'sqlmodel' is not defined``) and pass ``mypy --strict``.
+    """
+    if type_ != "type" or type(obj).__module__ not in _IMPORTED_TYPE_MODULES:
+        return False
+    from sqlmodel.sql.sqltypes import AutoString
+
+    from datalayer.types import JSONDict, Money, StringList
+
+    name = type(obj).__name__
+    autogen_context.imports.add(f"from {type(obj).__module__} import {name}")
+    if isinstance(obj, AutoString):
+        length = getattr(obj.impl, "length", None)
+        return "AutoString()" if length is None else f"AutoString(length={length!r})"
+    if isinstance(obj, (JSONDict, StringList, Money)):
+        # Their constructors take no arguments; repr() would show the impl's.
+        return f"{name}()"
+    return repr(obj)
+
+
+# -- what env.py calls ----------------------------------------------------------------------------------
+
+
+def legacy_revisions(connection: Connection, context: MigrationContext) -> list[str]:
+    """Return datalayer's revisions recorded in the legacy ``alembic_version`` table (reads only)."""
+    if not sa.inspect(connection).has_table(LEGACY_VERSION_TABLE):
+        return []
+    table = sa.table(LEGACY_VERSION_TABLE, sa.column("version_num", sa.String))
+    recorded = connection.execute(sa.select(table.c.version_num)).scalars().all()
+    return [rev for rev in recorded if _is_ours(rev, context.script)]
+
+
+def adopt_legacy_version(connection: Connection, script: ScriptDirectory) -> list[str]:
+    """Move datalayer's revision from ``alembic_version`` to ``datalayer_alembic_version``.
+
+    Returns the revisions moved (none when datalayer's table exists already or the legacy one
+    holds only other scripts' revisions). ``alembic_version`` is dropped when left empty.
+    """
+    inspector = sa.inspect(connection)
+    if inspector.has_table(VERSION_TABLE) or not inspector.has_table(LEGACY_VERSION_TABLE):
+        return []
+    legacy = sa.table(LEGACY_VERSION_TABLE, sa.column("version_num", sa.String))
+    recorded = connection.execute(sa.select(legacy.c.version_num)).scalars().all()
+    ours = [rev for rev in recorded if _is_ours(rev, script)]
+    if not ours:
+        return []
+    # The same shape as the table Alembic creates itself.
+    version = sa.Table(
+        VERSION_TABLE,
+        sa.MetaData(),
+        sa.Column("version_num", sa.String(32), nullable=False),
+        sa.PrimaryKeyConstraint("version_num", name=f"{VERSION_TABLE}_pkc"),
+    )
+    version.create(connection)
+    connection.execute(version.insert(), [{"version_num": rev} for rev in ours])
+    connection.execute(legacy.delete().where(legacy.c.version_num.in_(ours)))
+    if len(ours) == len(recorded):
+        emptied = sa.Table(LEGACY_VERSION_TABLE, sa.MetaData(), sa.Column("version_num", sa.String(32)))
+        emptied.drop(connection)
+    return ours
+
+
+def refuse_dangling_references(connection: Connection, context: MigrationContext, target: str) -> None:
+    """Raise ConstraintViolationError when downgrading to ``target`` would drop tables others reference.
+
+    Checked before a downgrade to ``base`` (or ``-N`` reaching it), where every datalayer
+    table goes: a service's tables that reference them must be downgraded first.
+    """
+    heads = context.get_current_heads()
+    if not heads or not _reaches_base(context, heads, target):
+        return
+    from datalayer.models import metadata
+
+    ours = set(metadata.tables)
+    inspector = sa.inspect(connection)
+    references = sorted(
+        f"{table}.{','.join(fk['constrained_columns'])} -> {fk['referred_table']}"
+        for table in inspector.get_table_names()
+        if table not in ours
+        for fk in inspector.get_foreign_keys(table)
+        if fk["referred_table"] in ours
+    )
+    if references:
+        raise ConstraintViolationError(
+            f"cannot downgrade datalayer's schema to base: other tables reference it "
+            f"({'; '.join(references)}); downgrade those tables' own migrations first"
+        )
+
+
+def _reaches_base(context: MigrationContext, heads: tuple[str, ...], target: str) -> bool:
+    if target == "base":
+        return True
+    if not target.startswith("-") or not target[1:].isdigit():
+        return False
+    script = context.script
+    if script is None:
+        return False
+    steps = int(target[1:])
+    revision: str | None = heads[0]
+    for _ in range(steps):
+        if revision is None:
+            break
+        revision = _one(script.get_revision(revision).down_revision)
+    return revision is None
+
+
+def _is_ours(revision: str, script: ScriptDirectory | None) -> bool:
+    if script is None:
+        return False
+    try:
+        script.get_revision(revision)  # raises for a revision that is not one of our scripts
+    except (CommandError, RevisionError):
+        return False
+    return True
+
+
+def _one(revision: str | tuple[str, ...] | list[str] | None) -> str | None:
+    if revision is None or isinstance(revision, str):
+        return revision
+    return ",".join(revision)
+
+
+def _connection(context: MigrationContext) -> Connection:
+    connection = context.connection
+    if connection is None:  # only in offline (--sql) mode, which these functions never use
+        raise RuntimeError("no database connection")
+    return connection
 
 
 def _run_env(config: Config, fn: Any) -> None:

@@ -3,30 +3,44 @@
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import sqlalchemy as sa
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
 
 from datalayer.database import Database
-from datalayer.errors import DataLayerError
+from datalayer.errors import ConflictError, DataLayerError
 from datalayer.models import (
     ALL_MODELS,
     FINISHED_SESSION_STATUSES,
     EntityModel,
     MessageType,
     PermissionDecisionType,
+    UserModel,
 )
 from datalayer.repositories import Repository
+from datalayer.seed_sizes import DEMO_SIZES, SeedSizes
 
 if TYPE_CHECKING:
     from sqlmodel.ext.asyncio.session import AsyncSession
 
 __all__ = ["DEMO_SIZES", "SeedSizes", "seed_database", "table_name"]
+
+#: How often the progress display redraws (elapsed time, rate and ETA move between batches too).
+REFRESHES_PER_SECOND = 4
 
 
 def table_name(model: type[EntityModel]) -> str:
@@ -35,48 +49,26 @@ def table_name(model: type[EntityModel]) -> str:
     return name
 
 
-@dataclass(frozen=True)
-class SeedSizes:
-    """How many rows ``seed`` creates (children are per parent)."""
-
-    users: int = 50
-    sessions: int = 500
-    messages_per_session: int = 6
-    tool_calls_per_session: int = 3
-    tasks: int = 50
-    executions_per_task: int = 4
-    reports: int = 50
-    templates: int = 20
-    mcp_servers: int = 20
-
-
-DEMO_SIZES = SeedSizes(
-    users=5,
-    sessions=20,
-    messages_per_session=6,
-    tool_calls_per_session=3,
-    tasks=6,
-    executions_per_task=3,
-    reports=6,
-    templates=6,
-    mcp_servers=6,
-)
-
-
 async def seed_database(
     db: Database,
     sizes: SeedSizes,
     *,
     seed: int,
-    batch_size: int = 1000,
+    batch_size: int = 100,
     show_progress: bool = True,
     console: Console | None = None,
 ) -> dict[str, int]:
     """Insert a coherent data set made by the factories; return the rows created per table.
 
     Sessions and everything they own are inserted ``batch_size`` sessions per unit of work
-    (one ``create_many`` per table and batch, committed per batch). The progress bar goes to
-    ``console`` (rich's default console when None).
+    (one ``create_many`` per table and batch, committed per batch). The progress bars (rows per
+    second, time left) go to ``console`` (rich's default console when None); a bar advances
+    after every ``create_many``, not only per batch.
+
+    The same seed makes the same rows, primary keys included, so seeding a database twice with
+    one seed is refused with ``ConflictError`` before anything is written (not made idempotent:
+    a second run that silently did nothing would hide a mistake, and one that partly matched
+    an earlier, different-size run could not be told apart from it).
     """
     import datalayer.factories as f
     from datalayer.factories.base import RNG, later
@@ -84,31 +76,52 @@ async def seed_database(
     f.seed_factories(seed)
     counts = {table_name(model): 0 for model in ALL_MODELS}
 
-    async def insert(session: AsyncSession, model: type[EntityModel], rows: list[dict[str, Any]]) -> None:
-        if rows:
-            await Repository(model, session).create_many(rows)
-            counts[table_name(model)] += len(rows)
-
     progress = Progress(
         TextColumn("{task.description:<10}"),
         BarColumn(),
         MofNCompleteColumn(),
+        RowsPerSecondColumn(),
         TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
         console=console,
         disable=not show_progress,
+        refresh_per_second=REFRESHES_PER_SECOND,
     )
+
+    inserted: dict[Any, int] = {}  # rows inserted per progress bar (its rows/s column)
+
+    async def insert(
+        session: AsyncSession,
+        model: type[EntityModel],
+        rows: list[dict[str, Any]],
+        bar: Any = None,
+        advance: float = 0,
+    ) -> None:
+        if rows:
+            await Repository(model, session).create_many(rows)
+            counts[table_name(model)] += len(rows)
+        if bar is not None:
+            inserted[bar] = inserted.get(bar, 0) + len(rows)
+            progress.update(bar, advance=advance, rows=inserted[bar])
+
+    # Checked before the progress display starts, so a refusal prints only its message.
+    first_users = f.UserFactory.rows(min(batch_size, sizes.users))
+    if first_users:
+        async with db.session() as session:
+            await _refuse_seed_used_before(session, first_users[0]["id"], seed)
+
     with progress:
-        users_bar = progress.add_task("users", total=sizes.users)
-        sessions_bar = progress.add_task("sessions", total=sizes.sessions)
-        other_bar = progress.add_task("other", total=sizes.tasks + sizes.reports + sizes.templates)
+        users_bar = progress.add_task("users", total=sizes.users, rows=0)
+        sessions_bar = progress.add_task("sessions", total=sizes.sessions, rows=0)
+        other_bar = progress.add_task("other", total=sizes.tasks + sizes.reports + sizes.templates, rows=0)
 
         user_ids: list[UUID] = []
         for start in range(0, sizes.users, batch_size):
-            rows = f.UserFactory.rows(min(batch_size, sizes.users - start))
+            rows = first_users if start == 0 else f.UserFactory.rows(min(batch_size, sizes.users - start))
             async with db.session() as session:
-                await insert(session, f.UserFactory.__model__, rows)
+                await insert(session, f.UserFactory.__model__, rows, users_bar, len(rows))
             user_ids.extend(row["id"] for row in rows)
-            progress.advance(users_bar, len(rows))
         if not user_ids and (sizes.sessions or sizes.tasks or sizes.reports or sizes.templates):
             raise DataLayerError(
                 "cannot seed sessions, tasks, reports or templates without users (--users 0)"
@@ -118,15 +131,17 @@ async def seed_database(
         for start in range(0, sizes.sessions, batch_size):
             size = min(batch_size, sizes.sessions - start)
             batch = _session_batch(f, RNG, later, user_ids, size, sizes)
+            batch_rows = sum(len(rows) for _, rows in batch)
             async with db.session() as session:
                 for model, rows in batch:
-                    await insert(session, model, rows)
+                    # The bar moves with each table's insert, in proportion to its rows.
+                    await insert(session, model, rows, sessions_bar, size * len(rows) / batch_rows)
             session_ids.extend(row["id"] for row in batch[0][1])
-            progress.advance(sessions_bar, size)
+            progress.update(sessions_bar, completed=start + size)  # exact, whatever the float sum was
 
         async with db.session() as session:
             tasks = [f.TaskFactory.process_kwargs(user_id=RNG.choice(user_ids)) for _ in range(sizes.tasks)]
-            await insert(session, f.TaskFactory.__model__, tasks)
+            await insert(session, f.TaskFactory.__model__, tasks, other_bar)
             executions = [
                 f.TaskExecutionFactory.process_kwargs(
                     task_id=task["id"],
@@ -136,8 +151,7 @@ async def seed_database(
                 for task in tasks
                 for _ in range(sizes.executions_per_task)
             ]
-            await insert(session, f.TaskExecutionFactory.__model__, executions)
-            progress.advance(other_bar, sizes.tasks)
+            await insert(session, f.TaskExecutionFactory.__model__, executions, other_bar, sizes.tasks)
             reports = [
                 f.ReportFactory.process_kwargs(
                     user_id=RNG.choice(user_ids),
@@ -145,14 +159,12 @@ async def seed_database(
                 )
                 for _ in range(sizes.reports)
             ]
-            await insert(session, f.ReportFactory.__model__, reports)
-            progress.advance(other_bar, sizes.reports)
+            await insert(session, f.ReportFactory.__model__, reports, other_bar, sizes.reports)
             templates = [
                 f.SessionTemplateFactory.process_kwargs(user_id=RNG.choice(user_ids))
                 for _ in range(sizes.templates)
             ]
-            await insert(session, f.SessionTemplateFactory.__model__, templates)
-            progress.advance(other_bar, sizes.templates)
+            await insert(session, f.SessionTemplateFactory.__model__, templates, other_bar, sizes.templates)
             servers = [
                 # About a third are global servers (no owner).
                 f.MCPServerFactory.process_kwargs(
@@ -160,8 +172,28 @@ async def seed_database(
                 )
                 for _ in range(sizes.mcp_servers)
             ]
-            await insert(session, f.MCPServerFactory.__model__, servers)
+            await insert(session, f.MCPServerFactory.__model__, servers, other_bar)
     return counts
+
+
+class RowsPerSecondColumn(ProgressColumn):
+    """Rows inserted per second so far, from the task's ``rows`` field."""
+
+    def render(self, task: Task) -> Text:
+        """Return the rate as text, e.g. ``5,210 rows/s``."""
+        elapsed = task.elapsed
+        if not elapsed or not task.fields.get("rows"):
+            return Text("- rows/s", style="progress.data.speed")
+        return Text(f"{task.fields['rows'] / elapsed:,.0f} rows/s", style="progress.data.speed")
+
+
+async def _refuse_seed_used_before(session: AsyncSession, first_user_id: UUID, seed: int) -> None:
+    """Raise ConflictError when the seed's first user exists already (the database was seeded with it)."""
+    if await Repository(UserModel, session).exists(first_user_id, include_deleted=True):
+        raise ConflictError(
+            f"this database was already seeded with seed {seed} (its first user, {first_user_id}, "
+            "exists); nothing was written: pass another --seed, or none for a random one"
+        )
 
 
 def _session_batch(

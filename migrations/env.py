@@ -7,6 +7,11 @@ The database URL is, in order: ``config.attributes["url"]`` (set by ``datalayer.
 ``sqlalchemy.url`` option (``alembic -x``-free override), ``$DATALAYER_DATABASE_URL``, the embedded
 SQLite default. A caller may instead hand over an open synchronous connection in
 ``config.attributes["connection"]`` (e.g. from ``AsyncConnection.run_sync``); it is used as is.
+
+datalayer's revision lives in its own version table (``datalayer_alembic_version``) and
+autogenerate compares only datalayer's tables, so a service's own tables and Alembic scripts
+can share the database (docs/own-tables.md). Unless ``config.attributes["read_only"]`` is set,
+a revision recorded by datalayer 0.1.0 in ``alembic_version`` is moved to datalayer's table first.
 """
 
 from __future__ import annotations
@@ -15,19 +20,23 @@ import asyncio
 import logging
 from logging.config import fileConfig
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from alembic import context
-from alembic.autogenerate.api import AutogenContext
 from sqlalchemy import pool
 from sqlalchemy.engine import URL, Connection
 from sqlalchemy.ext.asyncio import create_async_engine
-from sqlmodel.sql.sqltypes import AutoString
 
 from datalayer.database import resolve_url
 from datalayer.errors import DatabaseUnavailableError
+from datalayer.migrate import (
+    VERSION_TABLE,
+    adopt_legacy_version,
+    only_datalayer_tables,
+    refuse_dangling_references,
+    render_item,
+)
 from datalayer.models import metadata
-from datalayer.types import JSONDict, Money, StringList
 
 #: Seconds to wait for a PostgreSQL server before giving up (asyncpg's default is 60).
 CONNECT_TIMEOUT = 10.0
@@ -46,28 +55,6 @@ elif config.cmd_opts is not None and not logging.getLogger().handlers:
 
 target_metadata = metadata
 
-#: Modules whose column types generated scripts import by name (Alembic would write a dotted
-#: path such as ``sqlmodel.sql.sqltypes.AutoString`` without importing anything).
-_IMPORTED_TYPE_MODULES = ("datalayer.types", "sqlmodel.sql.sqltypes")
-
-
-def render_item(type_: str, obj: Any, autogen_context: AutogenContext) -> str | Literal[False]:
-    """Return the source text of a column type that needs an import, or False for the default.
-
-    Generated scripts must import what they use so that they run and pass ``mypy --strict``.
-    """
-    if type_ != "type" or type(obj).__module__ not in _IMPORTED_TYPE_MODULES:
-        return False
-    name = type(obj).__name__
-    autogen_context.imports.add(f"from {type(obj).__module__} import {name}")
-    if isinstance(obj, AutoString):
-        length = getattr(obj.impl, "length", None)
-        return "AutoString()" if length is None else f"AutoString(length={length!r})"
-    if isinstance(obj, (JSONDict, StringList, Money)):
-        # Their constructors take no arguments; repr() would show the impl's.
-        return f"{name}()"
-    return repr(obj)
-
 
 def _url() -> URL:
     given = config.attributes.get("url")
@@ -84,6 +71,9 @@ def _configure_options(dialect_name: str) -> dict[str, Any]:
         # SQLite cannot ALTER most things: later revisions' changes go through table copies.
         "render_as_batch": dialect_name == "sqlite",
         "render_item": render_item,
+        "version_table": VERSION_TABLE,
+        # A service's own tables in the same database are not ours to compare (or drop).
+        "include_name": only_datalayer_tables,
     }
 
 
@@ -103,6 +93,13 @@ def run_migrations_offline() -> None:
 def do_run_migrations(connection: Connection) -> None:
     """Run the migrations on an open synchronous connection."""
     context.configure(connection=connection, **_configure_options(connection.dialect.name))
+    if not config.attributes.get("read_only"):
+        # Committed before the migrations start (a caller's own transaction stays the caller's).
+        with connection.begin_nested() if connection.in_transaction() else connection.begin():
+            adopt_legacy_version(connection, context.script)
+            target = config.attributes.get("downgrade_to")
+            if target is not None:
+                refuse_dangling_references(connection, context.get_context(), target)
     with context.begin_transaction():
         context.run_migrations()
 

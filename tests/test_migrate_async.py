@@ -52,7 +52,7 @@ async def test_upgrade_current_downgrade_from_async_code(empty_url: str) -> None
 
     await migrate.downgrade_async(empty_url)
     assert await migrate.current_async(empty_url) is None
-    assert await tables(empty_url) <= {"alembic_version"}
+    assert await tables(empty_url) <= {migrate.VERSION_TABLE}
 
     await migrate.upgrade_async(empty_url, "0001")
     assert await asyncio.to_thread(migrate.current, empty_url) == "0001"
@@ -63,7 +63,7 @@ async def test_unknown_revision_is_invalid_data_and_changes_nothing(empty_url: s
         await migrate.upgrade_async(empty_url, "no-such-revision")
     assert caught.value.field == "revision"
     assert "\n" not in str(caught.value)
-    assert await tables(empty_url) <= {"alembic_version"}
+    assert await tables(empty_url) <= {migrate.VERSION_TABLE}
     await migrate.upgrade_async(empty_url)
     with pytest.raises(InvalidDataError):
         await migrate.downgrade_async(empty_url, "no-such-revision")

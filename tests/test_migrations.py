@@ -114,7 +114,7 @@ async def test_upgrade_head_gives_exactly_the_models_schema(db: Database, empty_
     migrated = await inspect_schema(empty_url)
     # The same description as the schema that metadata.create_all built for the other tests.
     created = await inspect_schema(db.url.render_as_string(hide_password=False))
-    assert migrated["tables"] == MODEL_TABLES | {"alembic_version"}
+    assert migrated["tables"] == MODEL_TABLES | {migrate.VERSION_TABLE}
     assert created["tables"] == MODEL_TABLES
     for table in sorted(MODEL_TABLES):
         assert migrated[table] == created[table], table
@@ -174,7 +174,7 @@ async def test_downgrade_base_removes_everything_and_upgrade_works_again(empty_u
     await asyncio.to_thread(migrate.downgrade, empty_url)
 
     after = await inspect_schema(empty_url)
-    assert after["tables"] <= {"alembic_version"}
+    assert after["tables"] <= {migrate.VERSION_TABLE}
     assert after["indexes"] == {}
     assert await asyncio.to_thread(migrate.current, empty_url) is None
     if empty_url.startswith("postgresql"):
@@ -201,7 +201,7 @@ async def test_unknown_revision_is_invalid_data_in_one_line(empty_url: str) -> N
     assert caught.value.field == "revision"
     assert "no-such-revision" in str(caught.value)
     assert "\n" not in str(caught.value)
-    assert (await inspect_schema(empty_url))["tables"] <= {"alembic_version"}
+    assert (await inspect_schema(empty_url))["tables"] <= {migrate.VERSION_TABLE}
 
     await asyncio.to_thread(migrate.upgrade, empty_url)
     with pytest.raises(InvalidDataError):
@@ -240,3 +240,57 @@ def test_scripts_are_found_and_configured_in_code() -> None:
     assert Path(config.get_main_option("script_location") or "") == migrate.migrations_dir()
     assert (migrate.migrations_dir() / "versions" / "0001_initial_schema.py").is_file()
     assert config.attributes["url"].drivername == "sqlite+aiosqlite"
+
+
+async def _sql(url: str, *statements: str) -> None:
+    engine = create_async_engine(url, poolclass=NullPool)
+    try:
+        async with engine.begin() as conn:
+            for statement in statements:
+                await conn.execute(sa.text(statement))
+    finally:
+        await engine.dispose()
+
+
+async def _versions(url: str) -> dict[str, list[str]]:
+    engine = create_async_engine(url, poolclass=NullPool)
+    try:
+        async with engine.connect() as conn:
+            names = set(await conn.run_sync(lambda sync: sa.inspect(sync).get_table_names()))
+            found = {}
+            for table in sorted(names & {migrate.VERSION_TABLE, migrate.LEGACY_VERSION_TABLE}):
+                rows = await conn.execute(sa.text(f"SELECT version_num FROM {table}"))
+                found[table] = sorted(rows.scalars())
+            return found
+    finally:
+        await engine.dispose()
+
+
+async def test_a_database_migrated_by_0_1_0_is_adopted(empty_url: str) -> None:
+    """0.1.0 kept its revision in alembic_version: read there, moved by the next upgrade or downgrade."""
+    head = migrate.head()
+    # What Alembic created for 0.1.0, holding datalayer's revision.
+    to_legacy = (
+        f"DROP TABLE {migrate.VERSION_TABLE}",
+        "CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL, "
+        "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))",
+        f"INSERT INTO alembic_version (version_num) VALUES ('{head}')",
+    )
+    await asyncio.to_thread(migrate.upgrade, empty_url)
+    await _sql(empty_url, *to_legacy)
+    assert await _versions(empty_url) == {"alembic_version": [head]}
+
+    assert await asyncio.to_thread(migrate.current, empty_url) == head
+    assert await asyncio.to_thread(migrate.differences, empty_url) == []
+    assert await _versions(empty_url) == {"alembic_version": [head]}  # reading wrote nothing
+
+    await asyncio.to_thread(migrate.upgrade, empty_url)  # nothing to run, but the revision moves
+    assert await _versions(empty_url) == {migrate.VERSION_TABLE: [head]}  # emptied legacy table dropped
+    assert (await inspect_schema(empty_url))["tables"] == MODEL_TABLES | {migrate.VERSION_TABLE}
+
+    # A service's revision in the same legacy table stays where it is, for the service's Alembic.
+    await _sql(empty_url, *to_legacy, "INSERT INTO alembic_version (version_num) VALUES ('service01')")
+    assert await asyncio.to_thread(migrate.current, empty_url) == head
+    await asyncio.to_thread(migrate.downgrade, empty_url, "base")
+    assert await _versions(empty_url) == {"alembic_version": ["service01"], migrate.VERSION_TABLE: []}
+    assert (await inspect_schema(empty_url))["tables"] == {"alembic_version", migrate.VERSION_TABLE}

@@ -106,7 +106,7 @@ def test_client_against_wheel(tmp_path: Path) -> None:
         sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", tmp_path / "dist", ROOT, cwd=tmp_path
     )
     assert built.returncode == 0, built.stdout + built.stderr
-    (wheel,) = (tmp_path / "dist").glob("datalayer-*.whl")
+    (wheel,) = (tmp_path / "dist").glob("sqlmodel_datalayer-*.whl")
     python = _fresh_venv(tmp_path / "venv")
     _pip(python, str(wheel), cwd=tmp_path)
     _check(python, tmp_path)
