@@ -8,8 +8,9 @@ import logging
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import AsyncGenerator, Coroutine, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -18,7 +19,7 @@ from uuid import uuid4
 
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, ExceptionContext, make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import ORMExecuteState
 from sqlalchemy.pool import ConnectionPoolEntry
@@ -37,6 +38,7 @@ from datalayer.errors import (
 from datalayer.models import metadata
 from datalayer.observability import (
     DEFAULT_SLOW_QUERY_SECONDS,
+    SlowQueryLog,
     check_slow_query_seconds,
     log_failed_unit,
     watch_slow_queries,
@@ -45,6 +47,8 @@ from datalayer.observability import (
 __all__ = [
     "DEFAULT_COMMAND_TIMEOUT",
     "DEFAULT_DATABASE_URL",
+    "DEFAULT_SQLITE_CACHE_MIB",
+    "DEFAULT_SQLITE_MMAP_MIB",
     "ENV_VAR",
     "PGBOUNCER_ENV_VAR",
     "Database",
@@ -69,6 +73,10 @@ _ASYNC_DRIVERS = {
 _READ_ONLY = "datalayer_read_only"
 #: Seconds the client waits for one PostgreSQL statement unless ``command_timeout`` says otherwise.
 DEFAULT_COMMAND_TIMEOUT = 60.0
+#: MiB of page cache per SQLite connection unless ``sqlite_cache_mib`` says otherwise.
+DEFAULT_SQLITE_CACHE_MIB = 64
+#: MiB of memory-mapped I/O per SQLite connection unless ``sqlite_mmap_mib`` says otherwise.
+DEFAULT_SQLITE_MMAP_MIB = 256
 
 
 def resolve_url(url: str | URL | None = None) -> URL:
@@ -105,6 +113,8 @@ class Settings:
     echo: bool = False
     connect_timeout: float = 10.0
     sqlite_busy_timeout: float = 30.0
+    sqlite_cache_mib: int | None = DEFAULT_SQLITE_CACHE_MIB
+    sqlite_mmap_mib: int | None = DEFAULT_SQLITE_MMAP_MIB
     pgbouncer: bool = False
     pool_pre_ping: bool = False
     statement_timeout: float | None = None
@@ -121,6 +131,11 @@ class Database:
 
     - ``connect_timeout``: seconds before an unreachable server raises ``DatabaseUnavailableError``.
     - ``sqlite_busy_timeout``: seconds a SQLite writer waits for the write lock.
+    - ``sqlite_cache_mib``, ``sqlite_mmap_mib``: page cache (``PRAGMA cache_size``) and
+      memory-mapped I/O (``PRAGMA mmap_size``) of each SQLite connection to a file, in MiB
+      (defaults 64 and 256; ``None`` keeps SQLite's own: a 2 MiB cache and no mmap). SQLite's
+      2 MiB cache no longer holds the index pages a page of a 1,000,000-row table walks;
+      both are upper bounds, taken only as pages are read.
     - ``pgbouncer``: set when connecting through pgbouncer in transaction pooling mode; it
       turns off asyncpg's prepared-statement cache and names statements uniquely. Left
       unset, ``$DATALAYER_PGBOUNCER`` (``1``/``true``) decides, so deployments can switch it
@@ -160,6 +175,8 @@ class Database:
         echo: bool = False,
         connect_timeout: float = 10.0,
         sqlite_busy_timeout: float = 30.0,
+        sqlite_cache_mib: int | None = DEFAULT_SQLITE_CACHE_MIB,
+        sqlite_mmap_mib: int | None = DEFAULT_SQLITE_MMAP_MIB,
         pgbouncer: bool | None = None,
         pool_pre_ping: bool = False,
         replica_url: str | URL | None = None,
@@ -186,10 +203,15 @@ class Database:
         ):
             if seconds is not None and (isinstance(seconds, bool) or not 0 < seconds < 10**7):
                 raise InvalidDataError.for_field(name, seconds, "must be a positive number of seconds")
+        for name, mib in (("sqlite_cache_mib", sqlite_cache_mib), ("sqlite_mmap_mib", sqlite_mmap_mib)):
+            if mib is not None and not (_is_int(mib) and 0 <= mib <= 2**20):
+                raise InvalidDataError.for_field(name, mib, "must be None or a whole number of MiB <= 2**20")
         self.settings = Settings(
             echo=echo,
             connect_timeout=connect_timeout,
             sqlite_busy_timeout=sqlite_busy_timeout,
+            sqlite_cache_mib=sqlite_cache_mib,
+            sqlite_mmap_mib=sqlite_mmap_mib,
             pgbouncer=pgbouncer,
             pool_pre_ping=pool_pre_ping,
             statement_timeout=statement_timeout,
@@ -199,12 +221,9 @@ class Database:
         )
         # SQLite connections being closed after a failure, until their ROLLBACK has run.
         self._closing: set[asyncio.Future[None]] = set()
-        self.engine = self._make_engine(self.url)
+        self.engine = self._make_engine(self.url, "primary")
         self.replica_url = resolve_url(replica_url) if replica_url is not None else None
-        self.replica_engine = self._make_engine(self.replica_url) if self.replica_url else None
-        watch_slow_queries(self.engine, role="primary", threshold=slow)
-        if self.replica_engine is not None:
-            watch_slow_queries(self.replica_engine, role="replica", threshold=slow)
+        self.replica_engine = self._make_engine(self.replica_url, "replica") if self.replica_url else None
         self._sessions = async_sessionmaker(
             self.engine, class_=AsyncSession, sync_session_class=_UnitSession, expire_on_commit=False
         )
@@ -232,7 +251,8 @@ class Database:
         """Return ``"sqlite"`` or ``"postgresql"``."""
         return self.url.get_backend_name()
 
-    def _make_engine(self, url: URL) -> AsyncEngine:
+    def _make_engine(self, url: URL, role: str) -> AsyncEngine:
+        """Return the engine for ``url`` with datalayer's connection settings and slow-query log."""
         settings = self.settings
         options = dict(settings.engine_options)
         given = cast("Mapping[str, Any]", options.pop("connect_args", None) or {})
@@ -259,8 +279,9 @@ class Database:
             connect_args=connect_args,
             **options,
         )
+        slow = watch_slow_queries(engine, role=role, threshold=settings.slow_query_seconds)
         if url.get_backend_name() == "sqlite":
-            _configure_sqlite(engine, url, self._closing)
+            _configure_sqlite(engine, url, self._closing, slow, _sqlite_pragmas(settings, url))
         else:
             event.listen(engine.sync_engine, "handle_error", _client_timeout_error)
         return engine
@@ -268,6 +289,8 @@ class Database:
     def _check_loop(self) -> None:
         """Bind this Database to the running event loop, or raise UsageError if another loop owns it."""
         loop = asyncio.get_running_loop()
+        if self._loop is loop:
+            return  # the usual case, without taking the lock
         with self._loop_lock:
             owner = self._loop
             if owner is loop:
@@ -300,14 +323,15 @@ class Database:
         After the block the session refuses every use (``UsageError``).
         """
         self._check_loop()
-        async with self._take_turn():
+        async with self._take_turn() if self._serialize else _NO_TURN:
             factory = self._read_sessions if read_only else self._sessions
             session = factory()
             try:
                 yield session
                 # Finished even if cancelled meanwhile, so the outcome is never half-known
-                # to the pool; a cancellation is re-raised once the commit is done.
-                await _to_completion(_commit(session))
+                # to the pool; a cancellation is re-raised once the commit is done. Commit
+                # and close share one task: a task per step cost a loop iteration each.
+                await _to_completion(_commit_and_close(session))
             except BaseException as exc:
                 await _to_completion(self._discard(session))
                 translated = classify(exc) if isinstance(exc, Exception) else None
@@ -316,8 +340,6 @@ class Database:
                 else:
                     log_failed_unit(exc, backend=self.backend, read_only=read_only)
                 raise_translated(exc)
-            else:
-                await _to_completion(session.close())
             finally:
                 session.sync_session.info[_ENDED] = True
 
@@ -442,9 +464,15 @@ def _refuse_attach_after_end(session: Session, instance: object) -> None:
         raise UsageError(_ENDED_MESSAGE)
 
 
-async def _commit(session: AsyncSession) -> None:
+async def _commit_and_close(session: AsyncSession) -> None:
+    """Commit the unit's session, then close it; errors as ``datalayer.errors``."""
     with translate_errors():
         await session.commit()
+    await session.close()
+
+
+# What a unit of work holds instead of a turn on databases that are not one shared connection.
+_NO_TURN: AbstractAsyncContextManager[None] = nullcontext()
 
 
 async def _to_completion(step: Coroutine[Any, Any, None]) -> None:
@@ -502,17 +530,40 @@ def _client_timeout_error(context: ExceptionContext) -> DatabaseUnavailableError
     )
 
 
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _is_memory(url: URL) -> bool:
     return url.get_backend_name() == "sqlite" and (
         url.database in (None, "", ":memory:") or "mode=memory" in str(url.query)
     )
 
 
-def _configure_sqlite(engine: AsyncEngine, url: URL, closing: set[asyncio.Future[None]]) -> None:
+def _sqlite_pragmas(settings: Settings, url: URL) -> list[str]:
+    """Return the cache PRAGMAs each connection to a SQLite file runs (none in memory)."""
+    if _is_memory(url):
+        return []
+    pragmas = []
+    if settings.sqlite_cache_mib is not None:
+        pragmas.append(f"PRAGMA cache_size=-{int(settings.sqlite_cache_mib) * 1024}")  # negative: KiB
+    if settings.sqlite_mmap_mib is not None:
+        pragmas.append(f"PRAGMA mmap_size={int(settings.sqlite_mmap_mib) * 2**20}")
+    return pragmas
+
+
+def _configure_sqlite(
+    engine: AsyncEngine,
+    url: URL,
+    closing: set[asyncio.Future[None]],
+    slow: SlowQueryLog | None,
+    pragmas: list[str],
+) -> None:
     """Install the per-connection pragmas and the explicit BEGIN that SQLite needs.
 
     The busy timeout is sqlite3's ``timeout`` connect argument. ``closing`` collects the
-    rollbacks queued ahead of closes, for the unit of work to wait on.
+    rollbacks queued ahead of closes, for the unit of work to wait on; ``slow`` times the
+    BEGIN (a writer waiting for the lock is a slow ``BEGIN IMMEDIATE``).
     """
     in_memory = _is_memory(url)
 
@@ -527,6 +578,8 @@ def _configure_sqlite(engine: AsyncEngine, url: URL, closing: set[asyncio.Future
             if not in_memory:
                 cursor.execute("PRAGMA journal_mode=WAL")
                 cursor.execute("PRAGMA synchronous=NORMAL")
+            for pragma in pragmas:  # integers checked by Database(), no user text
+                cursor.execute(pragma)
         finally:
             cursor.close()
         record.info[_QUERY_ONLY] = False
@@ -538,11 +591,11 @@ def _configure_sqlite(engine: AsyncEngine, url: URL, closing: set[asyncio.Future
         if info.get(_QUERY_ONLY) != read_only:
             # The database itself refuses writes in read-only units, raw SQL included;
             # switched back by the next write unit on this connection.
-            conn.exec_driver_sql("PRAGMA query_only=ON" if read_only else "PRAGMA query_only=OFF")
+            _run_sqlite(conn, "PRAGMA query_only=ON" if read_only else "PRAGMA query_only=OFF", slow)
             info[_QUERY_ONLY] = read_only
         # A writer must hold the lock from the start: a deferred transaction that reads
         # and then writes fails with SQLITE_BUSY instead of waiting.
-        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+        _run_sqlite(conn, "BEGIN" if read_only else "BEGIN IMMEDIATE", slow)
 
     @event.listens_for(engine.sync_engine, "close")
     def _on_close(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
@@ -554,6 +607,25 @@ def _configure_sqlite(engine: AsyncEngine, url: URL, closing: set[asyncio.Future
 
 
 _QUERY_ONLY = "datalayer_query_only"
+
+
+def _run_sqlite(conn: Connection, statement: str, slow: SlowQueryLog | None) -> None:
+    """Send a parameterless statement on aiosqlite's thread in one hop; errors as SQLAlchemy's.
+
+    Not ``exec_driver_sql``: a SQLAlchemy cursor takes three hops to aiosqlite's thread
+    (create, execute, close) and ~200 Python calls, once per unit of work.
+    """
+    started = time.perf_counter()
+    try:
+        conn.connection.dbapi_connection.run_async(  # type: ignore[union-attr]  # checked out, so open
+            lambda driver: driver.execute(statement)
+        )
+    except sqlite3.Error as error:
+        if slow is not None:
+            slow.check(started, statement, error)
+        raise DBAPIError.instance(statement, None, error, sqlite3.Error) from error
+    if slow is not None:
+        slow.check(started, statement, None)
 
 
 def _rollback_before_close(dbapi_connection: Any, closing: set[asyncio.Future[None]]) -> None:

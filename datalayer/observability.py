@@ -30,7 +30,7 @@ import time
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.engine import Connection, Engine, ExceptionContext, ExecutionContext
+from sqlalchemy.engine import Engine, ExecutionContext
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -47,6 +47,7 @@ __all__ = [
     "DEFAULT_SLOW_QUERY_SECONDS",
     "SLOW_QUERY_LOGGER",
     "UNIT_LOGGER",
+    "SlowQueryLog",
     "check_slow_query_seconds",
     "log_failed_unit",
     "watch_slow_queries",
@@ -64,9 +65,6 @@ unit_logger = logging.getLogger(UNIT_LOGGER)
 
 # Long statements (a batched INSERT of thousands of rows) are cut: the start says what it was.
 _MAX_STATEMENT_CHARS = 1000
-# The start time lives on the ExecutionContext, which belongs to one execution: concurrent
-# statements never share it, and a cancelled or failed statement takes it with it.
-_STARTED = "_datalayer_started"
 
 
 def check_slow_query_seconds(value: object) -> float | None:
@@ -80,67 +78,85 @@ def check_slow_query_seconds(value: object) -> float | None:
     return float(value)
 
 
-def watch_slow_queries(engine: AsyncEngine, *, role: str, threshold: float | None) -> None:
-    """Log every statement of ``engine`` that takes ``threshold`` seconds or more; returns None.
+def watch_slow_queries(engine: AsyncEngine, *, role: str, threshold: float | None) -> SlowQueryLog | None:
+    """Log every statement of ``engine`` that takes ``threshold`` seconds or more; return the log.
 
     ``role`` ("primary" or "replica") is written into each record. ``threshold=None``
-    installs nothing, so a disabled log costs nothing per statement.
+    installs nothing (and returns None), so a disabled log costs nothing per statement.
+
+    The timing wraps the driver call itself (the dialect's ``do_execute`` events), not the
+    engine's cursor events: a cursor listener puts every statement on SQLAlchemy's slower
+    event path (``before_execute``/``after_execute`` dispatch too), which cost ~100 Python
+    calls a statement; this costs a few.
     """
     if threshold is None:
-        return
+        return None
     sync_engine = engine.sync_engine
-    where = _where(sync_engine)
+    dialect = sync_engine.dialect
+    log = SlowQueryLog(role, _where(sync_engine), threshold)
 
-    def before(
-        conn: Connection,
-        cursor: Any,
-        statement: str,
-        params: Any,
-        context: ExecutionContext | None,
-        many: bool,
-    ) -> None:
-        if context is not None:
-            setattr(context, _STARTED, time.perf_counter())
+    def do_execute(cursor: Any, statement: str, parameters: Any, context: ExecutionContext) -> bool:
+        started = time.perf_counter()
+        try:
+            dialect.do_execute(cursor, statement, parameters, context)
+        except BaseException as error:
+            log.check(started, statement, error)
+            raise
+        log.check(started, statement, None)
+        return True
 
-    def after(
-        conn: Connection,
-        cursor: Any,
-        statement: str,
-        params: Any,
-        context: ExecutionContext | None,
-        many: bool,
-    ) -> None:
-        _report(context, statement, None)
+    def do_executemany(cursor: Any, statement: str, parameters: Any, context: ExecutionContext) -> bool:
+        started = time.perf_counter()
+        try:
+            dialect.do_executemany(cursor, statement, parameters, context)
+        except BaseException as error:
+            log.check(started, statement, error)
+            raise
+        log.check(started, statement, None)
+        return True
 
-    def failed(exception_context: ExceptionContext) -> None:
-        # A statement cancelled by statement_timeout after 30 s was slow too.
-        statement = exception_context.statement
-        if statement is not None:
-            _report(exception_context.execution_context, statement, exception_context.original_exception)
+    def do_execute_no_params(cursor: Any, statement: str, context: ExecutionContext) -> bool:
+        started = time.perf_counter()
+        try:
+            dialect.do_execute_no_params(cursor, statement, context)
+        except BaseException as error:
+            log.check(started, statement, error)
+            raise
+        log.check(started, statement, None)
+        return True
 
-    def _report(context: ExecutionContext | None, statement: str, error: BaseException | None) -> None:
-        started = getattr(context, _STARTED, None) if context is not None else None
-        if started is None:
-            return
-        setattr(context, _STARTED, None)
+    event.listen(sync_engine, "do_execute", do_execute)
+    event.listen(sync_engine, "do_executemany", do_executemany)
+    event.listen(sync_engine, "do_execute_no_params", do_execute_no_params)
+    return log
+
+
+class SlowQueryLog:
+    """The slow-query log of one engine: its threshold and where its records say they ran."""
+
+    __slots__ = ("role", "threshold", "where")
+
+    def __init__(self, role: str, where: str, threshold: float) -> None:
+        self.role = role
+        self.where = where
+        self.threshold = threshold
+
+    def check(self, started: float, statement: str, error: BaseException | None) -> None:
+        """Log ``statement`` if it ran ``threshold`` seconds or more since ``started``; returns None."""
         duration = time.perf_counter() - started
-        if duration < threshold:
+        if duration < self.threshold:
             return
         outcome = "" if error is None else f" (failed: {type(error).__name__})"
         text = _shorten(statement)
         slow_logger.warning(
             "slow query: %.3f s on %s %s%s: %s",
             duration,
-            role,
-            where,
+            self.role,
+            self.where,
             outcome,
             text,
-            extra={"duration": duration, "db_role": role, "db_where": where, "statement": text},
+            extra={"duration": duration, "db_role": self.role, "db_where": self.where, "statement": text},
         )
-
-    event.listen(sync_engine, "before_cursor_execute", before)
-    event.listen(sync_engine, "after_cursor_execute", after)
-    event.listen(sync_engine, "handle_error", failed)
 
 
 def _where(engine: Engine) -> str:

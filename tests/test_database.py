@@ -10,7 +10,13 @@ import sqlalchemy as sa
 from sqlmodel import select
 
 from datalayer import Database
-from datalayer.database import DEFAULT_DATABASE_URL, ENV_VAR, resolve_url
+from datalayer.database import (
+    DEFAULT_DATABASE_URL,
+    DEFAULT_SQLITE_CACHE_MIB,
+    DEFAULT_SQLITE_MMAP_MIB,
+    ENV_VAR,
+    resolve_url,
+)
 from datalayer.errors import DatabaseUnavailableError, InvalidDataError
 from datalayer.models import UserModel
 from datalayer.repositories import Repository
@@ -107,6 +113,26 @@ async def test_sqlite_pragmas(tmp_path: Path) -> None:
         assert (await conn.exec_driver_sql("PRAGMA foreign_keys")).scalar() == 1
         assert (await conn.exec_driver_sql("PRAGMA journal_mode")).scalar() == "wal"
         assert (await conn.exec_driver_sql("PRAGMA busy_timeout")).scalar() == 7000
+        assert (await conn.exec_driver_sql("PRAGMA cache_size")).scalar() == -DEFAULT_SQLITE_CACHE_MIB * 1024
+        assert (await conn.exec_driver_sql("PRAGMA mmap_size")).scalar() == DEFAULT_SQLITE_MMAP_MIB * 2**20
+
+
+async def test_sqlite_cache_settings_are_overridable(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'p.db'}"
+    async with Database(url, sqlite_cache_mib=8, sqlite_mmap_mib=0) as db, db.engine.connect() as conn:
+        assert (await conn.exec_driver_sql("PRAGMA cache_size")).scalar() == -8 * 1024
+        assert (await conn.exec_driver_sql("PRAGMA mmap_size")).scalar() == 0
+    async with Database(url, sqlite_cache_mib=None, sqlite_mmap_mib=None) as db, db.engine.connect() as conn:
+        assert (await conn.exec_driver_sql("PRAGMA cache_size")).scalar() == -2000  # SQLite's own default
+
+
+@pytest.mark.parametrize("field", ["sqlite_cache_mib", "sqlite_mmap_mib"])
+@pytest.mark.parametrize("bad", [-1, 1.5, True, "64", 2**21])
+def test_bad_sqlite_cache_settings_name_the_field(field: str, bad: object) -> None:
+    with pytest.raises(InvalidDataError) as caught:
+        Database("sqlite+aiosqlite://", **{field: bad})
+    assert caught.value.field == field
+    assert caught.value.value == bad
 
 
 async def test_sqlite_concurrent_writers_wait_for_the_lock(tmp_path: Path) -> None:
