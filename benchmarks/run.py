@@ -31,13 +31,13 @@ import tempfile
 import time
 import tracemalloc
 import warnings
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 from uuid import UUID
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,7 +53,7 @@ from pydantic import BaseModel  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 from sqlalchemy.dialects.postgresql import ARRAY  # noqa: E402
-from sqlalchemy.ext.asyncio import async_sessionmaker  # noqa: E402
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine  # noqa: E402
 from sqlmodel import col, select  # noqa: E402
 from sqlmodel.ext.asyncio.session import AsyncSession  # noqa: E402
 
@@ -102,6 +102,7 @@ T0 = datetime(2025, 1, 1, tzinfo=UTC)
 
 console = Console(width=150)
 Call = Callable[[], Awaitable[Any]]
+K = TypeVar("K")
 
 
 @dataclass
@@ -128,6 +129,8 @@ class Context:
 
     backend: str
     db: Database
+    #: The engine of every variant but datalayer's (see ``baseline_engine``).
+    baseline: AsyncEngine
     maker: async_sessionmaker[AsyncSession]
     raw: Any
     session_ids: list[UUID]
@@ -152,6 +155,12 @@ class Context:
     def doomed(self) -> UUID:
         """Return a session id never soft-deleted before."""
         return self.deletable.pop()
+
+    async def close(self) -> None:
+        """Close the raw connection and both engines."""
+        await self.raw.close()
+        await self.db.dispose()
+        await self.baseline.dispose()
 
 
 # -- data -----------------------------------------------------------------------------------
@@ -307,7 +316,7 @@ def build_calls(ctx: Context, bulk_rows: int) -> dict[str, dict[str, Call]]:
     table: sa.Table = M.__table__  # type: ignore[attr-defined]  # SQLModel sets it on table models
     tc_table: sa.Table = ToolCallModel.__table__  # type: ignore[attr-defined]  # as above
     tp_table: sa.Table = SessionTemplateModel.__table__  # type: ignore[attr-defined]  # as above
-    db, maker, pg = ctx.db, ctx.maker, ctx.backend == "postgresql"
+    db, maker, baseline, pg = ctx.db, ctx.maker, ctx.baseline, ctx.backend == "postgresql"
     encode = encoder(ctx, M)
     fc: Any = FastCRUD(M)
     visible = col(M.deleted_at).is_(None)
@@ -404,7 +413,7 @@ def build_calls(ctx: Context, bulk_rows: int) -> dict[str, dict[str, Call]]:
             return None if found is None or found.deleted_at is not None else found
 
     async def core_get_() -> Any:
-        async with db.engine.begin() as c:
+        async with baseline.begin() as c:
             return (await c.execute(core_get, {"k": ctx.key()})).first()
 
     async def aa_get() -> Any:
@@ -445,7 +454,7 @@ def build_calls(ctx: Context, bulk_rows: int) -> dict[str, dict[str, Call]]:
             return rows
 
     async def core_list_() -> Any:
-        async with db.engine.begin() as c:
+        async with baseline.begin() as c:
             return (await c.execute(core_list, {"s": "active"})).all()
 
     async def aa_list() -> Any:
@@ -496,7 +505,7 @@ def build_calls(ctx: Context, bulk_rows: int) -> dict[str, dict[str, Call]]:
             return n
 
     async def core_count_() -> Any:
-        async with db.engine.begin() as c:
+        async with baseline.begin() as c:
             return (await c.execute(core_count, {"s": "completed"})).scalar_one()
 
     async def aa_count() -> Any:
@@ -531,7 +540,7 @@ def build_calls(ctx: Context, bulk_rows: int) -> dict[str, dict[str, Call]]:
             return found
 
     async def core_exists_() -> Any:
-        async with db.engine.begin() as c:
+        async with baseline.begin() as c:
             return (await c.execute(core_exists, {"k": ctx.key()})).scalar_one()
 
     async def aa_exists() -> Any:
@@ -568,7 +577,7 @@ def build_calls(ctx: Context, bulk_rows: int) -> dict[str, dict[str, Call]]:
 
     async def core_create() -> Any:
         row = session_row(0, ctx.user(), utc_now()) | {"name": "new", "status": "active"}
-        async with db.engine.begin() as c:
+        async with baseline.begin() as c:
             return (await c.execute(core_insert, row)).first()
 
     async def aa_create() -> Any:
@@ -618,7 +627,7 @@ def build_calls(ctx: Context, bulk_rows: int) -> dict[str, dict[str, Call]]:
             session_row(0, user, now) | {"name": f"bulk {n}", "status": "active"}
             for n in range(ctx_bulk_rows[0])
         ]
-        async with db.engine.begin() as c:
+        async with baseline.begin() as c:
             await c.execute(sa.insert(table), rows)
 
     async def aa_bulk() -> Any:
@@ -665,7 +674,7 @@ def build_calls(ctx: Context, bulk_rows: int) -> dict[str, dict[str, Call]]:
             return entity
 
     async def core_update_() -> Any:
-        async with db.engine.begin() as c:
+        async with baseline.begin() as c:
             return (
                 await c.execute(core_update, {"k": ctx.key(), "name": "renamed", "now": utc_now()})
             ).first()
@@ -717,7 +726,7 @@ def build_calls(ctx: Context, bulk_rows: int) -> dict[str, dict[str, Call]]:
             return result.rowcount > 0
 
     async def core_soft_() -> Any:
-        async with db.engine.begin() as c:
+        async with baseline.begin() as c:
             return (await c.execute(core_soft, {"k": ctx.doomed(), "now": utc_now()})).rowcount > 0
 
     calls["soft delete"] = {"datalayer": dl_soft, "orm": orm_soft, "core": core_soft_}
@@ -740,7 +749,7 @@ def build_calls(ctx: Context, bulk_rows: int) -> dict[str, dict[str, Call]]:
             return rows
 
     async def core_by_user_() -> Any:
-        async with db.engine.begin() as c:
+        async with baseline.begin() as c:
             return (await c.execute(core_by_user, {"u": ctx.user()})).all()
 
     async def aa_by_user() -> Any:
@@ -810,7 +819,7 @@ def build_calls(ctx: Context, bulk_rows: int) -> dict[str, dict[str, Call]]:
             ]
 
     async def core_stats_() -> Any:
-        async with db.engine.begin() as c:
+        async with baseline.begin() as c:
             return (await c.execute(core_stats, {"sid": ctx.stats_session})).all()
 
     calls["get_statistics_by_tool"] = {"datalayer": dl_stats, "orm": orm_stats, "core": core_stats_}
@@ -842,7 +851,7 @@ def build_calls(ctx: Context, bulk_rows: int) -> dict[str, dict[str, Call]]:
             return rows
 
     async def core_search_() -> Any:
-        async with db.engine.begin() as c:
+        async with baseline.begin() as c:
             return (await c.execute(core_search, {"u": ctx.user()})).all()
 
     calls["search_by_tags"] = {"datalayer": dl_search, "orm": orm_search, "core": core_search_}
@@ -997,6 +1006,34 @@ async def time_calls(call: Call, iterations: int) -> float:
     return (time.perf_counter() - start) / iterations
 
 
+async def interleaved(
+    calls: Mapping[K, Call],
+    rounds: int,
+    iterations: int,
+    *,
+    seed: int,
+    after_each: Callable[[], Awaitable[None]] | None = None,
+    after_round: Callable[[int], Awaitable[None]] | None = None,
+) -> dict[K, float]:
+    """Return each call's median seconds per call over ``rounds`` rounds.
+
+    Every round times every call (``iterations`` calls in a row), in a new random order, so
+    a change of the machine's load hits all of them alike.
+    """
+    samples: dict[K, list[float]] = {key: [] for key in calls}
+    rng = random.Random(seed)
+    for round_no in range(rounds):
+        keys = list(calls)
+        rng.shuffle(keys)
+        for key in keys:
+            samples[key].append(await time_calls(calls[key], iterations))
+            if after_each is not None:
+                await after_each()
+        if after_round is not None:
+            await after_round(round_no)
+    return {key: statistics.median(values) for key, values in samples.items()}
+
+
 async def cleanup_bulk(ctx: Context) -> None:
     """Remove rows written by create benchmarks so the table stays at its seeded size."""
     async with ctx.db.engine.begin() as conn:
@@ -1023,7 +1060,6 @@ async def run_backend(ctx: Context, settings: Settings) -> dict[str, Any]:
     # (the same for every variant; a service does the same with gc.freeze() after start-up).
     gc.collect()
     gc.freeze()
-    samples: dict[str, dict[str, list[float]]] = {op: {v: [] for v in calls[op]} for op in OPERATIONS}
     # Warm up: connections, statement caches, prepared statements, lazy imports.
     for op in OPERATIONS:
         if op in BULKS:
@@ -1031,32 +1067,31 @@ async def run_backend(ctx: Context, settings: Settings) -> dict[str, Any]:
         for call in calls[op].values():
             await call()
     await cleanup_bulk(ctx)
-    rng = random.Random(3)
-    for round_no in range(settings.rounds):
-        for op in OPERATIONS:
-            if op in BULKS:
-                continue
-            variants = list(calls[op])
-            rng.shuffle(variants)
-            for variant in variants:
-                samples[op][variant].append(await time_calls(calls[op][variant], settings.iterations))
+
+    async def round_done(round_no: int) -> None:
         await cleanup_bulk(ctx)
         console.print(f"  [{ctx.backend}] round {round_no + 1}/{settings.rounds} done")
-    for round_no in range(settings.bulk_rounds):
-        pairs = [(op, variant) for op in BULKS for variant in calls[op]]
-        rng.shuffle(pairs)
-        for op, variant in pairs:
-            gc.collect()
-            samples[op][variant].append(await time_calls(calls[op][variant], 1))
-            await cleanup_bulk(ctx)
+
+    async def bulk_round_done(round_no: int) -> None:
         console.print(f"  [{ctx.backend}] bulk round {round_no + 1}/{settings.bulk_rounds} done")
+
+    async def tidy() -> None:
+        await cleanup_bulk(ctx)
+        gc.collect()
+
+    singles = {(op, v): call for op in OPERATIONS if op not in BULKS for v, call in calls[op].items()}
+    seconds = await interleaved(singles, settings.rounds, settings.iterations, seed=3, after_round=round_done)
+    gc.collect()
+    bulks = {(op, v): call for op in BULKS for v, call in calls[op].items()}
+    seconds |= await interleaved(
+        bulks, settings.bulk_rounds, 1, seed=4, after_each=tidy, after_round=bulk_round_done
+    )
     one = await one_by_one(ctx, settings.one_by_one_rows)
     await cleanup_bulk(ctx)
     gc.unfreeze()
-    medians = {
-        op: {v: statistics.median(values) * 1e6 for v, values in per.items() if values}
-        for op, per in samples.items()
-    }
+    medians: dict[str, dict[str, float]] = {op: {} for op in OPERATIONS}
+    for (op, variant), value in seconds.items():
+        medians[op][variant] = value * 1e6
     return {
         "medians_us": medians,
         "one_by_one_us_for_bulk": one / settings.one_by_one_rows * settings.bulk_rows * 1e6,
@@ -1117,14 +1152,8 @@ async def keyset_vs_offset(ctx: Context, settings: Settings) -> dict[str, dict[s
                 return await SessionRepository(s).paginate(limit=100, cursor=cursor)
 
         assert [r.id for r in await by_offset()] == [r.id for r in (await by_keyset()).items]
-        offset_times, keyset_times = [], []
-        for _ in range(5):
-            offset_times.append(await time_calls(by_offset, 2))
-            keyset_times.append(await time_calls(by_keyset, 2))
-        results[str(offset)] = {
-            "offset_ms": statistics.median(offset_times) * 1e3,
-            "keyset_ms": statistics.median(keyset_times) * 1e3,
-        }
+        times = await interleaved({"offset": by_offset, "keyset": by_keyset}, 5, 2, seed=offset)
+        results[str(offset)] = {"offset_ms": times["offset"] * 1e3, "keyset_ms": times["keyset"] * 1e3}
     return results
 
 
@@ -1246,8 +1275,7 @@ def scale_queries(ctx: Context) -> dict[str, Call]:
         return (await s.exec(select(sa.literal(1)))).one()
 
     return {
-        # The cost of a unit of work alone: shows how much the machine's load moved between
-        # the two sizes (they cannot be interleaved), to read the other ratios against.
+        # The cost of a unit of work alone, to read the other figures against.
         "reference: SELECT 1": lambda: run(reference),
         "search_by_tags (user)": lambda: run(
             lambda s: SessionTemplateRepository(s).search_by_tags(tags, ctx.user())
@@ -1280,58 +1308,65 @@ async def copy_rows(db: Database, model: type[Any], total: int) -> None:
         await conn.exec_driver_sql(f"ANALYZE {table.name}")
 
 
-async def time_queries(queries: dict[str, Call], rounds: int, iterations: int) -> dict[str, float]:
-    """Return the median ms per call of each query (interleaved rounds)."""
-    for call in queries.values():
-        await call()
-    samples: dict[str, list[float]] = {name: [] for name in queries}
-    rng = random.Random(9)
-    for _ in range(rounds):
-        names = list(queries)
-        rng.shuffle(names)
-        for name in names:
-            samples[name].append(await time_calls(queries[name], iterations))
-    return {name: statistics.median(values) * 1e3 for name, values in samples.items()}
+async def scale_databases(backend: str, tmp: Path, server: TemporaryPostgres | None) -> list[str]:
+    """Return the URLs of two empty databases on the backend (two files; two databases of one server)."""
+    if server is None:
+        return [f"sqlite+aiosqlite:///{tmp / 'small.db'}", f"sqlite+aiosqlite:///{tmp / 'large.db'}"]
+    url = server.start()
+    admin = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql"))
+    try:
+        await admin.execute("CREATE DATABASE bench_large")
+    finally:
+        await admin.close()
+    return [url, url.rsplit("/", 1)[0] + "/bench_large"]
 
 
 async def scale(settings: Settings, sizes: tuple[int, int]) -> dict[str, Any]:
-    """Time each bounded specialized query at both table sizes, per backend; print and return them."""
+    """Time each bounded specialized query at both table sizes, per backend; print and return them.
+
+    Both sizes are open at once (two SQLite files, two PostgreSQL databases of one server)
+    and timed in the same interleaved rounds, so a change of load hits both alike.
+    """
     out: dict[str, Any] = {}
     small, large = sizes
     with tempfile.TemporaryDirectory(prefix="datalayer-scale-") as tmp:
         for backend in settings.backends:
             console.rule(f"scale: {backend}")
-            server: TemporaryPostgres | None = None
-            if backend == "postgresql":
-                server = TemporaryPostgres(database="bench")
-                url = server.start()
-            else:
-                url = f"sqlite+aiosqlite:///{Path(tmp) / 'scale.db'}"
+            server = TemporaryPostgres(database="bench") if backend == "postgresql" else None
+            contexts: list[Context] = []
             try:
-                ctx = await open_context(backend, url, replace(settings, rows=small))
-                try:
-                    queries = scale_queries(ctx)
-                    before = await time_queries(queries, settings.rounds, settings.iterations)
-                    started = time.perf_counter()
-                    for model in SCALE_TABLES:
-                        await copy_rows(ctx.db, model, large)
-                    console.print(f"  grown to {large:,} rows in {time.perf_counter() - started:.0f}s")
-                    after = await time_queries(queries, settings.rounds, settings.iterations)
-                finally:
-                    await ctx.raw.close()
-                    await ctx.db.dispose()
+                for url in await scale_databases(backend, Path(tmp), server):
+                    contexts.append(await open_context(backend, url, replace(settings, rows=small)))
+                started = time.perf_counter()
+                for model in SCALE_TABLES:
+                    await copy_rows(contexts[1].db, model, large)
+                console.print(f"  grown to {large:,} rows in {time.perf_counter() - started:.0f}s")
+                queries = {
+                    (size, name): call
+                    for size, ctx in zip(sizes, contexts, strict=True)
+                    for name, call in scale_queries(ctx).items()
+                }
+                for call in queries.values():  # warm up
+                    await call()
+                seconds = await interleaved(queries, settings.rounds, settings.iterations, seed=9)
             finally:
+                for ctx in contexts:
+                    await ctx.close()
                 if server is not None:
                     server.cleanup()
-            table = Table(title=f"{backend}: median ms per call, {small:,} vs {large:,} rows")
+            names = list(scale_queries(contexts[0]))
+            table = Table(title=f"{backend}: median ms per call, {small:,} vs {large:,} rows (interleaved)")
             for column in ("query", f"{small:,}", f"{large:,}", "ratio"):
                 table.add_column(column, justify="right")
-            for name in queries:
-                ratio = after[name] / before[name]
+            figures: dict[str, dict[str, float]] = {}
+            for name in names:
+                before, after = seconds[(small, name)] * 1e3, seconds[(large, name)] * 1e3
+                ratio = after / before
                 style = "green" if ratio <= 2 else "red"
-                table.add_row(name, f"{before[name]:.2f}", f"{after[name]:.2f}", f"[{style}]{ratio:.2f}x[/]")
+                table.add_row(name, f"{before:.2f}", f"{after:.2f}", f"[{style}]{ratio:.2f}x[/]")
+                figures[name] = {"small_ms": before, "large_ms": after}
             console.print(table)
-            out[backend] = {name: {"small_ms": before[name], "large_ms": after[name]} for name in queries}
+            out[backend] = figures
     return out
 
 
@@ -1458,6 +1493,33 @@ def machine() -> dict[str, str]:
 # -- main -----------------------------------------------------------------------------------
 
 
+def baseline_engine(url: sa.URL) -> AsyncEngine:
+    """Return the engine the hand-written variants use: what a user writes without datalayer.
+
+    PostgreSQL: ``create_async_engine(url)``, nothing else (no listener, no command timeout).
+    SQLite: SQLAlchemy's documented recipe for real transactions on pysqlite/aiosqlite
+    (driver autocommit off, ``BEGIN`` sent in the ``begin`` event, here ``BEGIN IMMEDIATE``
+    as datalayer's write units do) plus ``foreign_keys=ON``; WAL is a property of the file.
+    No slow-query log, no tracing: their cost is datalayer's to carry.
+    """
+    engine = create_async_engine(url)
+    if url.get_backend_name() != "sqlite":
+        return engine
+
+    @sa.event.listens_for(engine.sync_engine, "connect")
+    def connect(dbapi_connection: Any, record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @sa.event.listens_for(engine.sync_engine, "begin")
+    def begin(conn: sa.Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
 async def open_context(backend: str, url: str, settings: Settings) -> Context:
     """Seed a database and open every variant's connection to it."""
     db = Database(url)
@@ -1466,7 +1528,8 @@ async def open_context(backend: str, url: str, settings: Settings) -> Context:
     console.print(
         f"  [{backend}] seeded {settings.rows:,} rows x 3 tables in {time.perf_counter() - started:.1f}s"
     )
-    maker = async_sessionmaker(db.engine, class_=AsyncSession, expire_on_commit=False)
+    baseline = baseline_engine(db.url)
+    maker = async_sessionmaker(baseline, class_=AsyncSession, expire_on_commit=False)
     if backend == "postgresql":
         raw = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql"))
     else:
@@ -1480,6 +1543,7 @@ async def open_context(backend: str, url: str, settings: Settings) -> Context:
     return Context(
         backend=backend,
         db=db,
+        baseline=baseline,
         maker=maker,
         raw=raw,
         session_ids=ids[len(ids) // 5 :],
@@ -1541,8 +1605,7 @@ async def main(settings: Settings, write: bool) -> dict[str, Any]:
                     console.print(f"  peak memory (tracemalloc, MiB): {json.dumps(result['memory'])}")
                     out["backends"][backend] = result
                 finally:
-                    await ctx.raw.close()
-                    await ctx.db.dispose()
+                    await ctx.close()
             finally:
                 if server is not None:
                     server.cleanup()
