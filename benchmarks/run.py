@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import gc
 import json
+import logging
 import os
 import platform
 import random
@@ -64,6 +65,7 @@ from datalayer.models import (  # noqa: E402
     ToolCallModel,
     UserModel,
 )
+from datalayer.observability import SLOW_QUERY_LOGGER  # noqa: E402
 from datalayer.repositories import (  # noqa: E402
     SessionRepository,
     SessionTemplateRepository,
@@ -1341,6 +1343,9 @@ async def scale(settings: Settings, sizes: tuple[int, int]) -> dict[str, Any]:
                 for model in SCALE_TABLES:
                     await copy_rows(contexts[1].db, model, large)
                 console.print(f"  grown to {large:,} rows in {time.perf_counter() - started:.0f}s")
+                if backend == "sqlite":
+                    for ctx in contexts:  # both files as a service finds them: WAL folded in
+                        await ctx.raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")
                 queries = {
                     (size, name): call
                     for size, ctx in zip(sizes, contexts, strict=True)
@@ -1675,6 +1680,8 @@ if __name__ == "__main__":
     # SQLModel asks for exec() over execute(); the hand-written statistics query is a
     # multi-column select, written as users write it.
     warnings.filterwarnings("ignore", category=DeprecationWarning)
+    # The seeding's multi-second INSERTs are slow queries; keep them off the console.
+    logging.getLogger(SLOW_QUERY_LOGGER).disabled = True
     if sys.argv[1:2] == ["--memory-child"]:
         mode, url = sys.argv[2], sys.argv[3]
         print(json.dumps(asyncio.run(rss_child(url, mode, rows=10**9))))

@@ -9,12 +9,12 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncGenerator, Coroutine, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Coroutine, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 from uuid import uuid4
 
 from sqlalchemy import event
@@ -43,6 +43,9 @@ from datalayer.observability import (
     log_failed_unit,
     watch_slow_queries,
 )
+
+if TYPE_CHECKING:
+    import aiosqlite
 
 __all__ = [
     "DEFAULT_COMMAND_TIMEOUT",
@@ -544,7 +547,7 @@ def _sqlite_pragmas(settings: Settings, url: URL) -> list[str]:
     """Return the cache PRAGMAs each connection to a SQLite file runs (none in memory)."""
     if _is_memory(url):
         return []
-    pragmas = []
+    pragmas: list[str] = []
     if settings.sqlite_cache_mib is not None:
         pragmas.append(f"PRAGMA cache_size=-{int(settings.sqlite_cache_mib) * 1024}")  # negative: KiB
     if settings.sqlite_mmap_mib is not None:
@@ -615,11 +618,13 @@ def _run_sqlite(conn: Connection, statement: str, slow: SlowQueryLog | None) -> 
     Not ``exec_driver_sql``: a SQLAlchemy cursor takes three hops to aiosqlite's thread
     (create, execute, close) and ~200 Python calls, once per unit of work.
     """
+
+    def send(driver: aiosqlite.Connection) -> Awaitable[object]:
+        return driver.execute(statement)
+
     started = time.perf_counter()
     try:
-        conn.connection.dbapi_connection.run_async(  # type: ignore[union-attr]  # checked out, so open
-            lambda driver: driver.execute(statement)
-        )
+        conn.connection.dbapi_connection.run_async(send)  # type: ignore[union-attr]  # checked out, so open
     except sqlite3.Error as error:
         if slow is not None:
             slow.check(started, statement, error)
