@@ -13,7 +13,6 @@ from datalayer import Database
 from datalayer.database import (
     DEFAULT_DATABASE_URL,
     DEFAULT_SQLITE_CACHE_MIB,
-    DEFAULT_SQLITE_MMAP_MIB,
     ENV_VAR,
     resolve_url,
 )
@@ -114,14 +113,14 @@ async def test_sqlite_pragmas(tmp_path: Path) -> None:
         assert (await conn.exec_driver_sql("PRAGMA journal_mode")).scalar() == "wal"
         assert (await conn.exec_driver_sql("PRAGMA busy_timeout")).scalar() == 7000
         assert (await conn.exec_driver_sql("PRAGMA cache_size")).scalar() == -DEFAULT_SQLITE_CACHE_MIB * 1024
-        assert (await conn.exec_driver_sql("PRAGMA mmap_size")).scalar() == DEFAULT_SQLITE_MMAP_MIB * 2**20
+        assert (await conn.exec_driver_sql("PRAGMA mmap_size")).scalar() == 0  # off unless asked
 
 
 async def test_sqlite_cache_settings_are_overridable(tmp_path: Path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'p.db'}"
-    async with Database(url, sqlite_cache_mib=8, sqlite_mmap_mib=0) as db, db.engine.connect() as conn:
+    async with Database(url, sqlite_cache_mib=8, sqlite_mmap_mib=16) as db, db.engine.connect() as conn:
         assert (await conn.exec_driver_sql("PRAGMA cache_size")).scalar() == -8 * 1024
-        assert (await conn.exec_driver_sql("PRAGMA mmap_size")).scalar() == 0
+        assert (await conn.exec_driver_sql("PRAGMA mmap_size")).scalar() == 16 * 2**20
     async with Database(url, sqlite_cache_mib=None, sqlite_mmap_mib=None) as db, db.engine.connect() as conn:
         assert (await conn.exec_driver_sql("PRAGMA cache_size")).scalar() == -2000  # SQLite's own default
 
@@ -130,7 +129,7 @@ async def test_sqlite_cache_settings_are_overridable(tmp_path: Path) -> None:
 @pytest.mark.parametrize("bad", [-1, 1.5, True, "64", 2**21])
 def test_bad_sqlite_cache_settings_name_the_field(field: str, bad: object) -> None:
     with pytest.raises(InvalidDataError) as caught:
-        Database("sqlite+aiosqlite://", **{field: bad})
+        Database("sqlite+aiosqlite://", **{field: bad})  # type: ignore[arg-type]  # refused input
     assert caught.value.field == field
     assert caught.value.value == bad
 
