@@ -1343,9 +1343,11 @@ async def scale(settings: Settings, sizes: tuple[int, int]) -> dict[str, Any]:
                 for model in SCALE_TABLES:
                     await copy_rows(contexts[1].db, model, large)
                 console.print(f"  grown to {large:,} rows in {time.perf_counter() - started:.0f}s")
-                if backend == "sqlite":
-                    for ctx in contexts:  # both files as a service finds them: WAL folded in
+                for ctx in contexts:  # both as a service finds them: WAL folded in, tables vacuumed
+                    if backend == "sqlite":
                         await ctx.raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                    else:
+                        await ctx.raw.execute("VACUUM ANALYZE")
                 queries = {
                     (size, name): call
                     for size, ctx in zip(sizes, contexts, strict=True)
