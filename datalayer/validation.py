@@ -25,6 +25,8 @@ __all__ = ["IMMUTABLE_FIELDS", "ModelValidator", "as_uuid", "validator_for"]
 
 ModelT = TypeVar("ModelT", bound=SQLModel)
 
+_INT32 = 2**31
+
 #: Fields that no update may change.
 IMMUTABLE_FIELDS = frozenset({"id", "created_at"})
 
@@ -108,9 +110,13 @@ class ModelValidator(Generic[ModelT]):
         row: dict[str, Any] = vars(validated)  # the validated model itself is not kept
         self._check_datetimes(row)
         for name in self._sanitized_fields:
-            value = row[name]
-            # Inlined fast path (most values of a bulk insert): None, and plain ASCII text.
-            if value is None or (type(value) is str and value.isascii() and "\x00" not in value):
+            value: object = row[name]
+            # Inlined fast path (most values of a bulk insert): None, plain ASCII text, small ints.
+            if (
+                value is None
+                or (type(value) is str and value.isascii() and "\x00" not in value)
+                or (type(value) is int and -_INT32 < value < _INT32)
+            ):
                 continue
             check_value(name, value)
         return row
