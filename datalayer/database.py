@@ -626,6 +626,10 @@ def _run_sqlite(conn: Connection, statement: str, slow: SlowQueryLog | None) -> 
         if slow is not None:
             slow.check(started, statement, error)
         raise DBAPIError.instance(statement, None, error, sqlite3.Error) from error
+    except ValueError:
+        # aiosqlite's "no active connection": nothing was sent. SQLAlchemy's cursor path turns
+        # it into a disconnect (the pooled connection is invalidated), as it always did.
+        conn.exec_driver_sql(statement)
     if slow is not None:
         slow.check(started, statement, None)
 

@@ -180,7 +180,10 @@ def _no_server_fits(error: BaseException | None) -> bool:
 def _sqlite_code(error: BaseException | None) -> int | None:
     """Return the SQLite extended error code carried by a driver error."""
     if isinstance(error, sqlite3.Error):
-        return error.sqlite_errorcode
+        # Errors raised by sqlite3 carry it; one made by a driver adapter (aiosqlite's
+        # "no active connection" as OperationalError) does not.
+        code: int | None = getattr(error, "sqlite_errorcode", None)
+        return code
     return None
 
 

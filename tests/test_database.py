@@ -150,6 +150,20 @@ async def test_sqlite_concurrent_writers_wait_for_the_lock(tmp_path: Path) -> No
             assert await row_count(s, UserModel) == 10
 
 
+async def test_a_sqlite_connection_closed_behind_the_pool_fails_one_unit_only(tmp_path: Path) -> None:
+    async with Database(f"sqlite+aiosqlite:///{tmp_path / 'c.db'}") as db:
+        async with db.session() as s:
+            await s.exec(select(sa.literal(1)))
+        async with db.engine.connect() as conn:  # the pooled connection, closed under the pool
+            raw = await conn.get_raw_connection()
+            await raw.driver_connection.close()  # type: ignore[union-attr]  # checked out, so open
+        with pytest.raises(DatabaseUnavailableError):
+            async with db.session() as s:
+                await s.exec(select(sa.literal(1)))
+        async with db.session() as s:  # the closed connection was dropped, a new one made
+            assert (await s.exec(select(sa.literal(1)))).one() == 1
+
+
 async def test_unreachable_postgres_is_unavailable_within_timeout() -> None:
     port = free_port()  # nothing listens there
     async with Database(f"postgresql+asyncpg://postgres@127.0.0.1:{port}/x", connect_timeout=2) as db:
