@@ -10,204 +10,78 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from datalayer.database import (
-        DEFAULT_DATABASE_URL as DEFAULT_DATABASE_URL,
-    )
-    from datalayer.database import (
-        Database as Database,
-    )
+if TYPE_CHECKING:  # what type checkers see; at run time __getattr__ imports each name on first use
+    from datalayer.database import DEFAULT_DATABASE_URL, Database
     from datalayer.errors import (
-        ConflictError as ConflictError,
-    )
-    from datalayer.errors import (
-        ConstraintViolationError as ConstraintViolationError,
-    )
-    from datalayer.errors import (
-        DatabaseUnavailableError as DatabaseUnavailableError,
-    )
-    from datalayer.errors import (
-        DataLayerError as DataLayerError,
-    )
-    from datalayer.errors import (
-        InvalidDataError as InvalidDataError,
-    )
-    from datalayer.errors import (
-        NotFoundError as NotFoundError,
-    )
-    from datalayer.errors import (
-        ReadOnlyError as ReadOnlyError,
-    )
-    from datalayer.errors import (
-        StaleDataError as StaleDataError,
-    )
-    from datalayer.errors import (
-        UsageError as UsageError,
+        ConflictError,
+        ConstraintViolationError,
+        DatabaseUnavailableError,
+        DataLayerError,
+        InvalidDataError,
+        NotFoundError,
+        ReadOnlyError,
+        StaleDataError,
+        UsageError,
     )
     from datalayer.models import (
-        ACTIVE_SESSION_STATUSES as ACTIVE_SESSION_STATUSES,
-    )
-    from datalayer.models import (
-        ALL_MODELS as ALL_MODELS,
-    )
-    from datalayer.models import (
-        FINISHED_SESSION_STATUSES as FINISHED_SESSION_STATUSES,
-    )
-    from datalayer.models import (
-        MAX_BIGINT as MAX_BIGINT,
-    )
-    from datalayer.models import (
-        ArchiveStatus as ArchiveStatus,
-    )
-    from datalayer.models import (
-        EntityModel as EntityModel,
-    )
-    from datalayer.models import (
-        HookExecutionModel as HookExecutionModel,
-    )
-    from datalayer.models import (
-        MCPServerModel as MCPServerModel,
-    )
-    from datalayer.models import (
-        MCPServerType as MCPServerType,
-    )
-    from datalayer.models import (
-        MessageModel as MessageModel,
-    )
-    from datalayer.models import (
-        MessageType as MessageType,
-    )
-    from datalayer.models import (
-        MutableModel as MutableModel,
-    )
-    from datalayer.models import (
-        PermissionDecisionModel as PermissionDecisionModel,
-    )
-    from datalayer.models import (
-        PermissionDecisionType as PermissionDecisionType,
-    )
-    from datalayer.models import (
-        ReportModel as ReportModel,
-    )
-    from datalayer.models import (
-        SessionMetricsSnapshotModel as SessionMetricsSnapshotModel,
-    )
-    from datalayer.models import (
-        SessionMode as SessionMode,
-    )
-    from datalayer.models import (
-        SessionModel as SessionModel,
-    )
-    from datalayer.models import (
-        SessionStatus as SessionStatus,
-    )
-    from datalayer.models import (
-        SessionTemplateModel as SessionTemplateModel,
-    )
-    from datalayer.models import (
-        SoftDeleteModel as SoftDeleteModel,
-    )
-    from datalayer.models import (
-        TaskExecutionModel as TaskExecutionModel,
-    )
-    from datalayer.models import (
-        TaskExecutionStatus as TaskExecutionStatus,
-    )
-    from datalayer.models import (
-        TaskModel as TaskModel,
-    )
-    from datalayer.models import (
-        ToolCallModel as ToolCallModel,
-    )
-    from datalayer.models import (
-        ToolCallStatus as ToolCallStatus,
-    )
-    from datalayer.models import (
-        UsageCounters as UsageCounters,
-    )
-    from datalayer.models import (
-        UserModel as UserModel,
-    )
-    from datalayer.models import (
-        WorkingDirectoryArchiveModel as WorkingDirectoryArchiveModel,
-    )
-    from datalayer.models import (
-        metadata as metadata,
+        ACTIVE_SESSION_STATUSES,
+        ALL_MODELS,
+        FINISHED_SESSION_STATUSES,
+        MAX_BIGINT,
+        ArchiveStatus,
+        EntityModel,
+        HookExecutionModel,
+        MCPServerModel,
+        MCPServerType,
+        MessageModel,
+        MessageType,
+        MutableModel,
+        PermissionDecisionModel,
+        PermissionDecisionType,
+        ReportModel,
+        SessionMetricsSnapshotModel,
+        SessionMode,
+        SessionModel,
+        SessionStatus,
+        SessionTemplateModel,
+        SoftDeleteModel,
+        TaskExecutionModel,
+        TaskExecutionStatus,
+        TaskModel,
+        ToolCallModel,
+        ToolCallStatus,
+        UsageCounters,
+        UserModel,
+        WorkingDirectoryArchiveModel,
+        metadata,
     )
     from datalayer.repositories import (
-        DEFAULT_LIMIT as DEFAULT_LIMIT,
+        DEFAULT_LIMIT,
+        MAX_LIMIT,
+        BaseRepository,
+        BaseSoftDeleteRepository,
+        ExecutionStats,
+        Filter,
+        HookExecutionRepository,
+        MCPServerRepository,
+        MessageRepository,
+        OrderBy,
+        Page,
+        PermissionDecisionRepository,
+        ReportRepository,
+        Repository,
+        SessionMetricsSnapshotRepository,
+        SessionRepository,
+        SessionTemplateRepository,
+        SoftDeleteRepository,
+        TaskExecutionRepository,
+        TaskRepository,
+        ToolCallRepository,
+        ToolStatistics,
+        UserRepository,
+        WorkingDirectoryArchiveRepository,
     )
-    from datalayer.repositories import (
-        MAX_LIMIT as MAX_LIMIT,
-    )
-    from datalayer.repositories import (
-        BaseRepository as BaseRepository,
-    )
-    from datalayer.repositories import (
-        BaseSoftDeleteRepository as BaseSoftDeleteRepository,
-    )
-    from datalayer.repositories import (
-        ExecutionStats as ExecutionStats,
-    )
-    from datalayer.repositories import (
-        Filter as Filter,
-    )
-    from datalayer.repositories import (
-        HookExecutionRepository as HookExecutionRepository,
-    )
-    from datalayer.repositories import (
-        MCPServerRepository as MCPServerRepository,
-    )
-    from datalayer.repositories import (
-        MessageRepository as MessageRepository,
-    )
-    from datalayer.repositories import (
-        OrderBy as OrderBy,
-    )
-    from datalayer.repositories import (
-        Page as Page,
-    )
-    from datalayer.repositories import (
-        PermissionDecisionRepository as PermissionDecisionRepository,
-    )
-    from datalayer.repositories import (
-        ReportRepository as ReportRepository,
-    )
-    from datalayer.repositories import (
-        Repository as Repository,
-    )
-    from datalayer.repositories import (
-        SessionMetricsSnapshotRepository as SessionMetricsSnapshotRepository,
-    )
-    from datalayer.repositories import (
-        SessionRepository as SessionRepository,
-    )
-    from datalayer.repositories import (
-        SessionTemplateRepository as SessionTemplateRepository,
-    )
-    from datalayer.repositories import (
-        SoftDeleteRepository as SoftDeleteRepository,
-    )
-    from datalayer.repositories import (
-        TaskExecutionRepository as TaskExecutionRepository,
-    )
-    from datalayer.repositories import (
-        TaskRepository as TaskRepository,
-    )
-    from datalayer.repositories import (
-        ToolCallRepository as ToolCallRepository,
-    )
-    from datalayer.repositories import (
-        ToolStatistics as ToolStatistics,
-    )
-    from datalayer.repositories import (
-        UserRepository as UserRepository,
-    )
-    from datalayer.repositories import (
-        WorkingDirectoryArchiveRepository as WorkingDirectoryArchiveRepository,
-    )
-    from datalayer.tracing import instrument as instrument
-    from datalayer.tracing import uninstrument as uninstrument
+    from datalayer.tracing import instrument, uninstrument
 
 #: The distribution's name on PyPI (the import name is ``datalayer``).
 DISTRIBUTION = "sqlmodel-datalayer"
@@ -358,7 +232,9 @@ __all__ = [
     "UserRepository",
     "WorkingDirectoryArchiveModel",
     "WorkingDirectoryArchiveRepository",
+    "instrument",
     "metadata",
+    "uninstrument",
 ]
 
 

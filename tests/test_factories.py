@@ -201,7 +201,7 @@ def test_missing_polyfactory_names_the_extra() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode != 0
     assert "ImportError" in result.stderr
-    assert "pip install 'datalayer[factories]'" in result.stderr
+    assert "pip install 'sqlmodel-datalayer[factories]'" in result.stderr
 
 
 # polyfactory's own API: create_async / create_batch_async / register_fixture.

@@ -23,6 +23,8 @@ def test_top_level_names_are_the_submodules_public_names() -> None:
     assert datalayer.UserRepository is datalayer.repositories.UserRepository
     assert callable(datalayer.instrument) and callable(datalayer.uninstrument)
     assert set(datalayer.__all__) <= set(dir(datalayer))
+    # every name importable on first use is exported (star import, type checkers), and only those
+    assert set(datalayer.__all__) == set(vars(datalayer)["_LAZY"])
 
 
 def test_star_import_and_attribute_errors() -> None:

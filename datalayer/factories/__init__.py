@@ -16,7 +16,8 @@ try:
     import polyfactory as polyfactory  # the alias marks a deliberate, unused import
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     raise ImportError(
-        "datalayer's factories need polyfactory, which is not installed: pip install 'datalayer[factories]'"
+        "datalayer's factories need polyfactory, which is not installed: "
+        "pip install 'sqlmodel-datalayer[factories]'"
     ) from exc
 
 from datalayer.factories.base import ANCHOR, TAGS, TOOL_NAMES, DataFactory, seed_factories
