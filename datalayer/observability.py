@@ -27,10 +27,11 @@ import asyncio
 import logging
 import math
 import time
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.engine import Engine, ExecutionContext
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -95,39 +96,24 @@ def watch_slow_queries(engine: AsyncEngine, *, role: str, threshold: float | Non
     dialect = sync_engine.dialect
     log = SlowQueryLog(role, _where(sync_engine), threshold)
 
-    def do_execute(cursor: Any, statement: str, parameters: Any, context: ExecutionContext) -> bool:
-        started = time.perf_counter()
-        try:
-            dialect.do_execute(cursor, statement, parameters, context)
-        except BaseException as error:
-            log.check(started, statement, error)
-            raise
-        log.check(started, statement, None)
-        return True
+    def timed(send: Callable[..., None]) -> Callable[..., bool]:
+        """Return a listener that sends the statement through ``send`` and times it."""
 
-    def do_executemany(cursor: Any, statement: str, parameters: Any, context: ExecutionContext) -> bool:
-        started = time.perf_counter()
-        try:
-            dialect.do_executemany(cursor, statement, parameters, context)
-        except BaseException as error:
-            log.check(started, statement, error)
-            raise
-        log.check(started, statement, None)
-        return True
+        def listener(cursor: Any, statement: str, *rest: Any) -> bool:
+            started = time.perf_counter()
+            try:
+                send(cursor, statement, *rest)
+            except BaseException as error:
+                log.check(started, statement, error)
+                raise
+            log.check(started, statement, None)
+            return True  # sent: SQLAlchemy skips its own call
 
-    def do_execute_no_params(cursor: Any, statement: str, context: ExecutionContext) -> bool:
-        started = time.perf_counter()
-        try:
-            dialect.do_execute_no_params(cursor, statement, context)
-        except BaseException as error:
-            log.check(started, statement, error)
-            raise
-        log.check(started, statement, None)
-        return True
+        return listener
 
-    event.listen(sync_engine, "do_execute", do_execute)
-    event.listen(sync_engine, "do_executemany", do_executemany)
-    event.listen(sync_engine, "do_execute_no_params", do_execute_no_params)
+    event.listen(sync_engine, "do_execute", timed(dialect.do_execute))
+    event.listen(sync_engine, "do_executemany", timed(dialect.do_executemany))
+    event.listen(sync_engine, "do_execute_no_params", timed(dialect.do_execute_no_params))
     return log
 
 
