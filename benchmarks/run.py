@@ -405,7 +405,7 @@ def build_calls(ctx: Context, bulk_rows: int) -> dict[str, dict[str, Call]]:
 
     # -- get by id
     async def dl_get() -> Any:
-        async with db.session() as s:
+        async with db.session(read_only=True) as s:
             return await SessionRepository(s).get_by_id(ctx.key())
 
     async def orm_get() -> Any:
@@ -440,7 +440,7 @@ def build_calls(ctx: Context, bulk_rows: int) -> dict[str, dict[str, Call]]:
 
     # -- list 100 filtered
     async def dl_list() -> Any:
-        async with db.session() as s:
+        async with db.session(read_only=True) as s:
             return await SessionRepository(s).get_all(filters=[col(M.status) == "active"], limit=100)
 
     async def orm_list() -> Any:
@@ -496,7 +496,7 @@ def build_calls(ctx: Context, bulk_rows: int) -> dict[str, dict[str, Call]]:
 
     # -- count
     async def dl_count() -> Any:
-        async with db.session() as s:
+        async with db.session(read_only=True) as s:
             return await SessionRepository(s).count([col(M.status) == "completed"])
 
     async def orm_count() -> Any:
@@ -532,7 +532,7 @@ def build_calls(ctx: Context, bulk_rows: int) -> dict[str, dict[str, Call]]:
 
     # -- exists
     async def dl_exists() -> Any:
-        async with db.session() as s:
+        async with db.session(read_only=True) as s:
             return await SessionRepository(s).exists(ctx.key())
 
     async def orm_exists() -> Any:
@@ -735,7 +735,7 @@ def build_calls(ctx: Context, bulk_rows: int) -> dict[str, dict[str, Call]]:
 
     # -- specialized
     async def dl_by_user() -> Any:
-        async with db.session() as s:
+        async with db.session(read_only=True) as s:
             return await SessionRepository(s).get_by_user(ctx.user())
 
     async def orm_by_user() -> Any:
@@ -789,7 +789,7 @@ def build_calls(ctx: Context, bulk_rows: int) -> dict[str, dict[str, Call]]:
     }
 
     async def dl_stats() -> Any:
-        async with db.session() as s:
+        async with db.session(read_only=True) as s:
             return await ToolCallRepository(s).get_statistics_by_tool(ctx.stats_session)
 
     async def orm_stats() -> Any:
@@ -827,7 +827,7 @@ def build_calls(ctx: Context, bulk_rows: int) -> dict[str, dict[str, Call]]:
     calls["get_statistics_by_tool"] = {"datalayer": dl_stats, "orm": orm_stats, "core": core_stats_}
 
     async def dl_search() -> Any:
-        async with db.session() as s:
+        async with db.session(read_only=True) as s:
             return await SessionTemplateRepository(s).search_by_tags(search_tags, ctx.user())
 
     async def orm_search() -> Any:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, cast
 from uuid import uuid4
 
 from sqlalchemy import event
-from sqlalchemy.engine import URL, Connection, ExceptionContext, make_url
+from sqlalchemy.engine import URL, Connection, ExceptionContext, ExecutionContext, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import ORMExecuteState
@@ -152,6 +152,14 @@ class Database:
     - ``replica_url``: a read replica; ``session(read_only=True)`` units of work go there.
       Read-only units refuse writes on every backend (``ReadOnlyError``), so code that
       works against one database keeps working when a replica is added.
+    - ``autocommit_reads``: on PostgreSQL, read-only units run without BEGIN and COMMIT,
+      each statement its own transaction, on their own pool of connections whose
+      transactions are read-only (``default_transaction_read_only``): two round trips fewer
+      per unit, half the time of a one-statement read. Under READ COMMITTED (PostgreSQL's
+      default) each statement sees the same rows it would inside one transaction; what
+      differs is that transaction-scoped locks (``pg_advisory_xact_lock``) end with their
+      statement. Not applied through pgbouncer or with an ``isolation_level`` engine option;
+      ``False`` keeps one ``BEGIN READ ONLY`` transaction per unit on the write pool.
     - ``slow_query_seconds``: statements taking at least this long are logged as WARNING on
       the ``datalayer.sql.slow`` logger, without their parameters (``None`` turns it off);
       see ``datalayer.observability``.
@@ -183,6 +191,7 @@ class Database:
         statement_timeout: float | None = None,
         command_timeout: float | None = DEFAULT_COMMAND_TIMEOUT,
         slow_query_seconds: float | None = DEFAULT_SLOW_QUERY_SECONDS,
+        autocommit_reads: bool = True,
         **engine_options: object,
     ) -> None:
         self.url = resolve_url(url)
@@ -223,18 +232,30 @@ class Database:
         self._closing: set[asyncio.Future[None]] = set()
         self.engine = self._make_engine(self.url, "primary")
         self.replica_url = resolve_url(replica_url) if replica_url is not None else None
-        self.replica_engine = self._make_engine(self.replica_url, "replica") if self.replica_url else None
+        autocommit = (
+            autocommit_reads
+            and self.url.get_backend_name() == "postgresql"
+            and not pgbouncer
+            and "isolation_level" not in engine_options
+        )
+        self.replica_engine = (
+            self._make_engine(self.replica_url, "replica", reads=autocommit) if self.replica_url else None
+        )
+        #: The engine read-only units use: the replica's, else (autocommit reads) a second
+        #: pool to the primary, else the primary's.
+        self.read_engine = self.replica_engine or (
+            self._make_engine(self.url, "primary", reads=True) if autocommit else self.engine
+        )
         self._sessions = async_sessionmaker(
             self.engine, class_=AsyncSession, sync_session_class=_UnitSession, expire_on_commit=False
         )
-        read_engine = self.replica_engine or self.engine
         read_options: dict[str, object] = {_READ_ONLY: True}
-        if read_engine.dialect.name == "postgresql":
+        if self.read_engine.dialect.name == "postgresql" and not autocommit:
             # BEGIN READ ONLY in the same round trip: the server refuses writes even
             # when they bypass the ORM, exactly as a hot standby would.
             read_options["postgresql_readonly"] = True
         self._read_sessions = async_sessionmaker(
-            read_engine.execution_options(**read_options),
+            self.read_engine.execution_options(**read_options),
             class_=AsyncSession,
             sync_session_class=_ReadOnlySyncSession,
             expire_on_commit=False,
@@ -251,10 +272,24 @@ class Database:
         """Return ``"sqlite"`` or ``"postgresql"``."""
         return self.url.get_backend_name()
 
-    def _make_engine(self, url: URL, role: str) -> AsyncEngine:
-        """Return the engine for ``url`` with datalayer's connection settings and slow-query log."""
+    def engines(self) -> list[tuple[str, AsyncEngine]]:
+        """Return every engine of this Database with its role (``primary`` or ``replica``)."""
+        found = [("primary", self.engine)]
+        if self.replica_engine is not None:
+            found.append(("replica", self.replica_engine))
+        elif self.read_engine is not self.engine:
+            found.append(("primary", self.read_engine))
+        return found
+
+    def _make_engine(self, url: URL, role: str, *, reads: bool = False) -> AsyncEngine:
+        """Return the engine for ``url`` with datalayer's connection settings and slow-query log.
+
+        ``reads``: an engine for autocommit read-only units (PostgreSQL only).
+        """
         settings = self.settings
         options = dict(settings.engine_options)
+        if reads:
+            options["isolation_level"] = "AUTOCOMMIT"
         given = cast("Mapping[str, Any]", options.pop("connect_args", None) or {})
         connect_args: dict[str, Any] = dict(given)
         if url.get_backend_name() == "postgresql":
@@ -279,6 +314,12 @@ class Database:
             connect_args=connect_args,
             **options,
         )
+        if reads:
+            event.listen(engine.sync_engine, "connect", _refuse_writes_on_connection)
+            # Before the slow-query log's listener, which sends the statement itself.
+            for name in ("do_execute", "do_execute_no_params"):
+                event.listen(engine.sync_engine, name, _transaction_for_server_cursor)
+            event.listen(engine.sync_engine, "checkin", _back_to_autocommit)
         slow = watch_slow_queries(engine, role=role, threshold=settings.slow_query_seconds)
         if url.get_backend_name() == "sqlite":
             _configure_sqlite(engine, url, self._closing, slow, _sqlite_pragmas(settings, url))
@@ -303,9 +344,8 @@ class Database:
             if owner is not None:
                 # The old loop is gone (asyncio.run() returned): its connections cannot be
                 # closed from here, only forgotten. New ones are made for this loop.
-                self.engine.sync_engine.dispose(close=False)
-                if self.replica_engine is not None:
-                    self.replica_engine.sync_engine.dispose(close=False)
+                for _, engine in self.engines():
+                    engine.sync_engine.dispose(close=False)
             self._loop = loop
             self._turn = None
 
@@ -421,9 +461,8 @@ class Database:
 
     async def dispose(self) -> None:
         """Close every pooled connection."""
-        await self.engine.dispose()
-        if self.replica_engine is not None:
-            await self.replica_engine.dispose()
+        for _, engine in self.engines():
+            await engine.dispose()
 
     async def __aenter__(self) -> Database:
         return self
@@ -510,6 +549,39 @@ def _refuse_dml(state: ORMExecuteState) -> None:
 def _refuse_flush(session: Session, flush_context: Any, instances: Any) -> None:
     if session.new or session.dirty or session.deleted:
         raise ReadOnlyError("cannot write in a read-only unit of work; use db.session() to write")
+
+
+def _refuse_writes_on_connection(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+    """Make every transaction of a new autocommit-reads connection read-only (raw SQL included).
+
+    Set after connecting, not as a startup setting: asyncpg's ``target_session_attrs=read-write``
+    would take a connection that starts read-only for a standby and refuse the primary.
+    """
+
+    def send(driver: Any) -> Awaitable[object]:
+        return cast("Awaitable[object]", driver.execute("SET default_transaction_read_only = on"))
+
+    dbapi_connection.run_async(send)
+
+
+def _transaction_for_server_cursor(cursor: Any, statement: str, *rest: Any) -> None:
+    """Let a streamed read (``stream``, ``yield_per``) open a transaction on an autocommit connection.
+
+    asyncpg's server-side cursors exist only inside a transaction: the connection leaves
+    autocommit before the statement (asyncpg then sends BEGIN), until it is checked in.
+    """
+    context: ExecutionContext = rest[-1]
+    if context.execution_options.get("stream_results"):
+        dbapi_connection = context.root_connection.connection.dbapi_connection
+        if dbapi_connection is not None and dbapi_connection.autocommit:
+            context.dialect.set_isolation_level(dbapi_connection, "READ COMMITTED")
+
+
+def _back_to_autocommit(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+    """Return a read-pool connection that streamed (and so left autocommit) to autocommit."""
+    if dbapi_connection is not None and not dbapi_connection.autocommit:
+        # Checked in: its transaction has already ended, so nothing is sent.
+        dbapi_connection.autocommit = True
 
 
 def _unique_statement_name() -> str:

@@ -19,13 +19,13 @@ conventions:
 Applications that already use ``opentelemetry-instrumentation-sqlalchemy`` can instead pass
 both engines to it; its release 0.66b2 declares SQLAlchemy < 2.1 and silently does nothing
 unless told ``skip_dep_check=True``, and it only sees engines created through the functions it
-patches (datalayer imported ``create_async_engine`` before), so name both engines:
+patches (datalayer imported ``create_async_engine`` before), so name the engines:
 
 ```python
 from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 
 SQLAlchemyInstrumentor().instrument(
-    engines=[db.engine.sync_engine, db.replica_engine.sync_engine],  # the replica: if any
+    engines=[engine.sync_engine for _, engine in db.engines()],  # primary, replica, read pool
     tracer_provider=provider,
     skip_dep_check=True,
 )
@@ -77,19 +77,16 @@ def instrument(db: Database, *, tracer_provider: TracerProvider | None = None) -
     from datalayer import __version__
 
     tracer = trace.get_tracer("datalayer", __version__, tracer_provider=tracer_provider)
-    engines = [("primary", db.engine.sync_engine)]
-    if db.replica_engine is not None:
-        engines.append(("replica", db.replica_engine.sync_engine))
-    for role, engine in engines:
-        _remove(engine)
-        _installed[engine] = _listen(engine, _StatementSpans(tracer, engine, role))
+    for role, engine in db.engines():
+        sync_engine = engine.sync_engine
+        _remove(sync_engine)
+        _installed[sync_engine] = _listen(sync_engine, _StatementSpans(tracer, sync_engine, role))
 
 
 def uninstrument(db: Database) -> None:
     """Stop emitting spans for ``db``'s statements; returns None."""
-    _remove(db.engine.sync_engine)
-    if db.replica_engine is not None:
-        _remove(db.replica_engine.sync_engine)
+    for _, engine in db.engines():
+        _remove(engine.sync_engine)
 
 
 def _listen(engine: Engine, spans: _StatementSpans) -> list[_Listener]:

@@ -102,18 +102,30 @@ async def insert_users(db: Database, n: int) -> None:
             await make_user(s)
 
 
-async def test_terminated_connections_fail_at_most_one_unit(db: Database, server: TemporaryPostgres) -> None:
+async def test_terminated_connections_fail_at_most_one_unit_per_pool(
+    db: Database, server: TemporaryPostgres
+) -> None:
     committed = 0
     for _ in range(5):
         await insert_users(db, 3)
         committed += 3
         await warm_pool(db, 5)
+        async with db.session() as s:  # the write pool holds a connection too
+            await Repository(UserModel, s).count()
         assert await terminate_backends(server) >= 1
         COUNTS.add(SECTION, "pg_terminate_backend_rounds")
         first = await count_users(db)
         assert first in (None, committed)
         # The pool discarded every connection on the first failure: this one works.
         assert await count_users(db) == committed
+        # The write pool (a separate pool when read-only units autocommit) fails at most once too.
+        try:
+            await insert_users(db, 1)
+            committed += 1
+        except DatabaseUnavailableError:
+            COUNTS.add(SECTION, "units_failed_unavailable")
+        await insert_users(db, 1)
+        committed += 1
 
 
 async def test_pre_ping_hides_terminated_connections(server: TemporaryPostgres) -> None:
