@@ -14,8 +14,9 @@ from uuid import UUID
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.engine import Dialect
-from sqlalchemy.ext.mutable import MutableDict, MutableList
 from sqlalchemy.types import TypeDecorator, TypeEngine
+
+from datalayer.tracking import TrackedDict, TrackedList
 
 __all__ = [
     "MONEY_MAX",
@@ -146,8 +147,8 @@ class StringList(TypeDecorator[list[str]]):
 
 # In-place changes (``entity.tags.append(x)``, ``entity.content["k"] = v``) mark the
 # attribute dirty, so a flush persists them. Nested changes still need reassignment.
-MutableDict.associate_with(JSONDict)
-MutableList.associate_with(StringList)
+TrackedDict.associate_with(JSONDict)
+TrackedList.associate_with(StringList)
 
 
 def _enum_values(enum_cls: type[StrEnum]) -> list[str]:

@@ -24,10 +24,11 @@ from decimal import Decimal
 from typing import Any, Generic, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy.ext.mutable import Mutable, MutableDict, MutableList
+from sqlalchemy.ext.mutable import Mutable
 from sqlalchemy.orm import Mapper, Session, configure_mappers
 from sqlalchemy.orm.attributes import instance_state, set_committed_value
 
+from datalayer.tracking import TrackedDict, TrackedList
 from datalayer.types import MONEY_SCALE, JSONDict, Money, StringList
 
 __all__ = ["EntityBuilder", "attach_inserted"]
@@ -54,9 +55,9 @@ class EntityBuilder(Generic[T]):
             name = mapper.get_property_by_column(column).key
             kind = column.type
             if isinstance(kind, JSONDict):
-                mutable.append((name, MutableDict))
+                mutable.append((name, TrackedDict))
             elif isinstance(kind, StringList):
-                mutable.append((name, MutableList))
+                mutable.append((name, TrackedList))
             elif isinstance(kind, Money):
                 money.append(name)
             elif isinstance(kind, sa.DateTime) or isinstance(getattr(kind, "impl", None), sa.DateTime):
@@ -108,7 +109,7 @@ class EntityBuilder(Generic[T]):
 
 
 def _tracked(kind: type[Mutable], name: str, value: object) -> Mutable:
-    """Return ``value`` as a change-tracking MutableDict / MutableList (as the ORM's load hook does)."""
+    """Return ``value`` as a change-tracking TrackedDict / TrackedList (as the ORM's load hook does)."""
     tracked: Mutable | None = kind.coerce(name, value)
     if tracked is None:  # coerce() raises for a wrong type; None only for None, excluded by callers
         raise ValueError(f"{name}: cannot track {value!r}")
