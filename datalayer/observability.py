@@ -88,7 +88,8 @@ def watch_slow_queries(engine: AsyncEngine, *, role: str, threshold: float | Non
     The timing wraps the driver call itself (the dialect's ``do_execute`` events), not the
     engine's cursor events: a cursor listener puts every statement on SQLAlchemy's slower
     event path (``before_execute``/``after_execute`` dispatch too), which cost ~100 Python
-    calls a statement; this costs a few.
+    calls a statement; this costs a few. SQLAlchemy runs no ``do_execute`` listener after one
+    that sent the statement: a user's own on the same engine runs only with the log off.
     """
     if threshold is None:
         return None
