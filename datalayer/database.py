@@ -239,7 +239,13 @@ class Database:
             and "isolation_level" not in engine_options
         )
         self.replica_engine = (
-            self._make_engine(self.replica_url, "replica", reads=autocommit) if self.replica_url else None
+            self._make_engine(
+                self.replica_url,
+                "replica",
+                reads=autocommit and self.replica_url.get_backend_name() == "postgresql",
+            )
+            if self.replica_url
+            else None
         )
         #: The engine read-only units use: the replica's, else (autocommit reads) a second
         #: pool to the primary, else the primary's.
