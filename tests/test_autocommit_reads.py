@@ -35,8 +35,8 @@ async def transaction_starts(db: Database, *, read_only: bool) -> tuple[datetime
 
 @pytest.fixture
 async def pg(postgres_url: str) -> AsyncIterator[Database]:
-    """Return a Database straight on the test server (not through pgbouncer), defaults kept."""
-    async with Database(postgres_url) as database:
+    """Return a Database straight on the test server, defaults kept (even in CI's pgbouncer pass)."""
+    async with Database(postgres_url, pgbouncer=False) as database:
         yield database
 
 
@@ -51,7 +51,7 @@ async def test_postgres_read_only_units_send_each_statement_in_its_own_transacti
 
 
 async def test_postgres_autocommit_reads_false_keeps_one_read_only_transaction(postgres_url: str) -> None:
-    async with Database(postgres_url, autocommit_reads=False) as database:
+    async with Database(postgres_url, pgbouncer=False, autocommit_reads=False) as database:
         first, second = await transaction_starts(database, read_only=True)
         assert second == first
         assert database.read_engine is database.engine
@@ -63,7 +63,7 @@ def test_postgres_autocommit_reads_are_off_through_pgbouncer_or_with_an_isolatio
 ) -> None:
     for database in (
         Database(postgres_url, pgbouncer=True),
-        Database(postgres_url, isolation_level="REPEATABLE READ"),
+        Database(postgres_url, pgbouncer=False, isolation_level="REPEATABLE READ"),
     ):
         assert database.read_engine is database.engine
         assert [role for role, _ in database.engines()] == ["primary"]
