@@ -18,7 +18,7 @@ async def main() -> None:
             await MessageRepository(s).append(chat.id, message_type="user", content={"text": "hi"})
             await sessions.add_usage(chat.id, total_messages=1, total_cost_usd=0.0125)
             print(chat.total_messages, chat.total_cost_usd)  # 1 0.012500000: loaded rows stay current
-        async with db.session(read_only=True) as s:  # the replica, when one is configured
+        async with db.session(read_only=True) as s:  # no BEGIN/COMMIT on PostgreSQL; the replica if any
             print(len(await SessionRepository(s).get_by_user(user.id, limit=10)))
         try:
             async with db.session() as s:
