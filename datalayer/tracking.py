@@ -63,8 +63,8 @@ class Parents:
             yield from list(self._more.items())
 
 
-class TrackedDict(MutableDict[_KT, _VT]):
-    """A JSON object whose in-place changes (``entity.content["k"] = v``) mark its entity dirty."""
+class _OneOwner:
+    """Gives each new tracked value a ``Parents`` record (mixed in ahead of SQLAlchemy's class)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -72,9 +72,9 @@ class TrackedDict(MutableDict[_KT, _VT]):
         self.__dict__["_parents"] = Parents()
 
 
-class TrackedList(MutableList[_T]):
-    """A list whose in-place changes (``entity.tags.append(x)``) mark its entity dirty."""
+class TrackedDict(_OneOwner, MutableDict[_KT, _VT]):
+    """A JSON object whose in-place changes (``entity.content["k"] = v``) mark its entity dirty."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.__dict__["_parents"] = Parents()
+
+class TrackedList(_OneOwner, MutableList[_T]):
+    """A list whose in-place changes (``entity.tags.append(x)``) mark its entity dirty."""
