@@ -313,6 +313,10 @@ class Database:
                 connect_args["prepared_statement_cache_size"] = 0
         else:
             connect_args.setdefault("timeout", settings.sqlite_busy_timeout)
+            if url.get_driver_name() == "aiosqlite" and "module" not in options:
+                from datalayer import _sqlite_driver  # here: PostgreSQL-only services never import aiosqlite
+
+                options["module"] = _sqlite_driver.dbapi()
         engine = create_async_engine(
             url,
             echo=settings.echo,
@@ -690,8 +694,8 @@ _QUERY_ONLY = "datalayer_query_only"
 def _run_sqlite(conn: Connection, statement: str, slow: SlowQueryLog | None) -> None:
     """Send a parameterless statement on aiosqlite's thread in one hop; errors as SQLAlchemy's.
 
-    Not ``exec_driver_sql``: a SQLAlchemy cursor takes three hops to aiosqlite's thread
-    (create, execute, close) and ~200 Python calls, once per unit of work.
+    Not ``exec_driver_sql``: its SQLAlchemy cursor costs ~200 Python calls, once per unit
+    of work (and three hops with SQLAlchemy's own aiosqlite cursor, see ``_sqlite_driver``).
     """
 
     def send(driver: aiosqlite.Connection) -> Awaitable[object]:
