@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import collections
 import sqlite3
+from collections.abc import Awaitable, Sequence
 from typing import Any, cast
 
 import aiosqlite
@@ -59,6 +60,12 @@ def _run(
     return cursor, rows
 
 
+def _run_all(raw: sqlite3.Connection, statements: Sequence[str]) -> None:
+    """Run parameterless statements in order, closing each cursor; runs on aiosqlite's thread."""
+    for statement in statements:
+        raw.execute(statement).close()
+
+
 class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
     """SQLAlchemy's aiosqlite cursor, each statement one trip to aiosqlite's thread."""
 
@@ -84,7 +91,9 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
 
     async def _trip(self, operation: Any, parameters: Any, *, many: bool) -> None:
         driver: Any = self._connection  # an aiosqlite.Connection; _execute is untyped
-        async with self._adapt_connection._execute_mutex:
+        connection = cast("OneTripConnection", self._adapt_connection)
+        connection.committed = False
+        async with connection._execute_mutex:
             cursor, rows = await driver._execute(_run, driver._conn, operation, parameters, many)
             self._cursor = cursor
             self._rows = collections.deque(rows)
@@ -97,9 +106,38 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
 class OneTripConnection(AsyncAdapt_aiosqlite_connection):
     """SQLAlchemy's aiosqlite connection whose plain cursors are ``OneTripCursor``."""
 
-    __slots__ = ()
+    __slots__ = ("committed",)
 
     _cursor_cls = OneTripCursor
+
+    def __init__(self, dbapi: Any, connection: Any) -> None:
+        super().__init__(dbapi, connection)
+        #: True from a commit until the next statement: sqlite3's commit ends any
+        #: transaction, so the pool's rollback on return has nothing to do.
+        self.committed = False
+
+    def run_statements(self, statements: Sequence[str]) -> None:
+        """Run parameterless statements in order in one trip (a unit of work's PRAGMA and BEGIN).
+
+        Errors are aiosqlite's and sqlite3's own, not adapted: ``ValueError`` when the
+        connection is closed, ``sqlite3.Error`` from a statement.
+        """
+        self.committed = False
+
+        def send(driver: Any) -> Awaitable[None]:  # an aiosqlite.Connection; _execute is untyped
+            return cast("Awaitable[None]", driver._execute(_run_all, driver._conn, statements))
+
+        self.run_async(send)
+
+    def commit(self) -> None:
+        """Commit; the connection then holds no transaction."""
+        super().commit()
+        self.committed = True
+
+    def rollback(self) -> None:
+        """Roll back, unless nothing ran since the last commit (saves a trip per unit of work)."""
+        if not self.committed:
+            super().rollback()
 
 
 class _OneTripDBAPI(AsyncAdapt_aiosqlite_dbapi):

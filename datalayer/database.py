@@ -13,6 +13,7 @@ from collections.abc import AsyncGenerator, Awaitable, Coroutine, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from functools import partial
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, cast
 from uuid import uuid4
@@ -26,6 +27,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 from sqlmodel import Session
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from datalayer import _sqlite_driver
 from datalayer.errors import (
     DatabaseUnavailableError,
     InvalidDataError,
@@ -314,8 +316,6 @@ class Database:
         else:
             connect_args.setdefault("timeout", settings.sqlite_busy_timeout)
             if url.get_driver_name() == "aiosqlite" and "module" not in options:
-                from datalayer import _sqlite_driver  # here: PostgreSQL-only services never import aiosqlite
-
                 options["module"] = _sqlite_driver.dbapi()
         engine = create_async_engine(
             url,
@@ -670,14 +670,16 @@ def _configure_sqlite(
     def _on_begin(conn: Connection) -> None:
         read_only = bool(conn.get_execution_options().get(_READ_ONLY, False))
         info = conn.connection.info
+        # A writer must hold the lock from the start: a deferred transaction that reads
+        # and then writes fails with SQLITE_BUSY instead of waiting.
+        statements = ["BEGIN" if read_only else "BEGIN IMMEDIATE"]
         if info.get(_QUERY_ONLY) != read_only:
             # The database itself refuses writes in read-only units, raw SQL included;
             # switched back by the next write unit on this connection.
-            _run_sqlite(conn, "PRAGMA query_only=ON" if read_only else "PRAGMA query_only=OFF", slow)
-            info[_QUERY_ONLY] = read_only
-        # A writer must hold the lock from the start: a deferred transaction that reads
-        # and then writes fails with SQLITE_BUSY instead of waiting.
-        _run_sqlite(conn, "BEGIN" if read_only else "BEGIN IMMEDIATE", slow)
+            statements.insert(0, "PRAGMA query_only=ON" if read_only else "PRAGMA query_only=OFF")
+            info.pop(_QUERY_ONLY, None)  # unknown until both have run: sent again after a failure
+        _run_sqlite(conn, statements, slow)
+        info[_QUERY_ONLY] = read_only
 
     @event.listens_for(engine.sync_engine, "close")
     def _on_close(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
@@ -691,29 +693,37 @@ def _configure_sqlite(
 _QUERY_ONLY = "datalayer_query_only"
 
 
-def _run_sqlite(conn: Connection, statement: str, slow: SlowQueryLog | None) -> None:
-    """Send a parameterless statement on aiosqlite's thread in one hop; errors as SQLAlchemy's.
+def _run_sqlite(conn: Connection, statements: list[str], slow: SlowQueryLog | None) -> None:
+    """Send parameterless statements, in order, in one trip to aiosqlite's thread; errors as SQLAlchemy's.
 
-    Not ``exec_driver_sql``: its SQLAlchemy cursor costs ~200 Python calls, once per unit
-    of work (and three hops with SQLAlchemy's own aiosqlite cursor, see ``_sqlite_driver``).
+    Not ``exec_driver_sql``: its SQLAlchemy cursor costs ~200 Python calls and a trip per
+    statement, once per unit of work. With a user's own DBAPI module (``module=``), one
+    trip per statement.
     """
-
-    def send(driver: aiosqlite.Connection) -> Awaitable[object]:
-        return driver.execute(statement)
-
+    dbapi_connection: Any = conn.connection.dbapi_connection  # checked out, so open
+    text = "; ".join(statements)
     started = time.perf_counter()
     try:
-        conn.connection.dbapi_connection.run_async(send)  # type: ignore[union-attr]  # checked out, so open
+        if isinstance(dbapi_connection, _sqlite_driver.OneTripConnection):
+            dbapi_connection.run_statements(statements)
+        else:
+            for statement in statements:
+                dbapi_connection.run_async(partial(_send, statement=statement))
     except sqlite3.Error as error:
         if slow is not None:
-            slow.check(started, statement, error)
-        raise DBAPIError.instance(statement, None, error, sqlite3.Error) from error
+            slow.check(started, text, error)
+        raise DBAPIError.instance(text, None, error, sqlite3.Error) from error
     except ValueError:
         # aiosqlite's "no active connection": nothing was sent. SQLAlchemy's cursor path turns
         # it into a disconnect (the pooled connection is invalidated), as it always did.
-        conn.exec_driver_sql(statement)
+        for statement in statements:
+            conn.exec_driver_sql(statement)
     if slow is not None:
-        slow.check(started, statement, None)
+        slow.check(started, text, None)
+
+
+def _send(driver: aiosqlite.Connection, *, statement: str) -> Awaitable[object]:
+    return driver.execute(statement)
 
 
 def _rollback_before_close(dbapi_connection: Any, closing: set[asyncio.Future[None]]) -> None:

@@ -25,7 +25,7 @@ from sqlmodel import col
 
 from datalayer import Database
 from datalayer._sqlite_driver import OneTripConnection, OneTripCursor
-from datalayer.errors import ConstraintViolationError
+from datalayer.errors import ConstraintViolationError, DataLayerError, ReadOnlyError
 from datalayer.models import UserModel
 from datalayer.repositories import UserRepository
 from tests.helpers import make_user
@@ -62,12 +62,13 @@ async def database(tmp_path: Path) -> AsyncIterator[Database]:
 
 
 def count_trips(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Record the name of every function sent to an aiosqlite thread from now on."""
+    """Record every function sent to an aiosqlite thread from now on (with its SQL, if given)."""
     sent: list[str] = []
     original: Callable[..., Awaitable[Any]] = aiosqlite.Connection._execute
 
     async def counting(self: aiosqlite.Connection, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        sent.append(getattr(fn, "__name__", repr(fn)))
+        name = getattr(fn, "__name__", repr(fn))
+        sent.append(f"{name} {args[0]}" if args and isinstance(args[0], str) else name)
         return await original(self, fn, *args, **kwargs)
 
     monkeypatch.setattr(aiosqlite.Connection, "_execute", counting)
@@ -176,3 +177,59 @@ async def test_a_users_own_module_is_kept(tmp_path: Path) -> None:
             assert (await conn.execute(sa.text("SELECT 3"))).scalar_one() == 3
     finally:
         await database.dispose()
+
+
+async def test_a_unit_of_work_is_three_trips_and_the_pool_skips_its_rollback_after_a_commit(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent = count_trips(monkeypatch)
+    for read_only in (False, True, False, True):  # PRAGMA query_only switches each time
+        async with database.session(read_only=read_only) as s:
+            await UserRepository(s).count()
+    # [PRAGMA and] BEGIN, the statement, COMMIT; no ROLLBACK on return to the pool.
+    assert sent == ["_run_all", "_run", "commit"] * 4
+
+
+async def test_a_read_only_unit_refuses_writes_after_a_write_unit_failed_to_begin(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "busy.db"
+    database = Database(f"sqlite+aiosqlite:///{path}", sqlite_busy_timeout=0.05, pool_size=1, max_overflow=0)
+    await database.create_all()
+    async with database.session(read_only=True) as s:  # the one pooled connection: query_only=ON
+        await UserRepository(s).count()
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # holds the write lock
+    try:
+        with pytest.raises(DataLayerError):  # PRAGMA query_only=OFF ran, BEGIN IMMEDIATE timed out
+            async with database.session() as s:
+                await make_user(s)
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    try:
+        with pytest.raises(ReadOnlyError):
+            async with database.session(read_only=True) as s:
+                await (await s.connection()).execute(sa.text("DELETE FROM users"))
+        async with database.session() as s:
+            await make_user(s, username="ada")
+        async with database.session(read_only=True) as s:
+            assert [u.username for u in await UserRepository(s).get_all()] == ["ada"]
+    finally:
+        await database.dispose()
+
+
+async def test_a_unit_that_fails_is_rolled_back_on_return_and_the_lock_released(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent = count_trips(monkeypatch)
+    with pytest.raises(RuntimeError):
+        async with database.session() as s:
+            await make_user(s, username="eve")
+            raise RuntimeError("the caller's own failure, after the INSERT")
+    assert sent[-1] == "rollback"
+    async with database.session() as s:  # BEGIN IMMEDIATE would wait for a lock left behind
+        assert await UserRepository(s).count() == 0
+        await make_user(s, username="ada")
+    async with database.session(read_only=True) as s:
+        assert [u.username for u in await UserRepository(s).get_all()] == ["ada"]
