@@ -7,9 +7,14 @@ all rows, close. ``OneTripCursor`` does the four in one function on that thread,
 statement costs one trip, and a statement cancelled midway still has its cursor closed
 (nothing left unfinalized for the garbage collector).
 
+A unit of work's ``BEGIN`` (and ``PRAGMA query_only`` when the connection switches between
+read-only and write units) is queued by ``OneTripConnection.begin`` and sent in the trip of
+its first statement, and the pool's rollback on return is skipped after a commit: a
+one-statement unit is two trips (the statement, COMMIT) where the hand-written recipe makes
+nine. Streamed results keep SQLAlchemy's server-side cursor (the BEGIN goes first, on its own).
+
 ``Database`` passes ``dbapi()`` as ``create_async_engine(module=...)`` (SQLAlchemy's public
-way to supply a DBAPI module) for ``sqlite+aiosqlite`` URLs; streamed results keep
-SQLAlchemy's server-side cursor unchanged.
+way to supply a DBAPI module) for ``sqlite+aiosqlite`` URLs.
 
 The private API datalayer uses lives here: SQLAlchemy's aiosqlite adapter classes (used as
 base classes, their ``_connection``/``_cursor``/``_rows``/``_execute_mutex`` slots) and
@@ -25,7 +30,7 @@ from __future__ import annotations
 
 import collections
 import sqlite3
-from collections.abc import Awaitable, Sequence
+from collections.abc import Sequence
 from typing import Any, cast
 
 import aiosqlite
@@ -34,19 +39,28 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
     AsyncAdapt_aiosqlite_connection,
     AsyncAdapt_aiosqlite_cursor,
     AsyncAdapt_aiosqlite_dbapi,
+    AsyncAdapt_aiosqlite_ss_cursor,
 )
 from sqlalchemy.util import EMPTY_DICT
 
-__all__ = ["OneTripConnection", "OneTripCursor", "dbapi"]
+__all__ = ["OneTripConnection", "OneTripCursor", "OneTripStreamCursor", "dbapi"]
 
 
 def _run(
-    raw: sqlite3.Connection, operation: str, parameters: Any, many: bool
+    raw: sqlite3.Connection,
+    pending: Sequence[str],
+    began: list[bool],
+    operation: str,
+    parameters: Any,
+    many: bool,
 ) -> tuple[sqlite3.Cursor, list[Any]]:
     """Return the closed sqlite3 cursor (for description, rowcount, lastrowid) and its rows.
 
-    Runs on aiosqlite's thread: create, execute, fetch and close in one call.
+    Runs on aiosqlite's thread: the unit of work's ``pending`` PRAGMA and BEGIN first (then
+    ``began`` gets True), then create, execute, fetch and close in one call.
     """
+    _run_all(raw, pending)
+    began.append(True)
     cursor = raw.cursor()
     try:
         if many:
@@ -92,9 +106,16 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
     async def _trip(self, operation: Any, parameters: Any, *, many: bool) -> None:
         driver: Any = self._connection  # an aiosqlite.Connection; _execute is untyped
         connection = cast("OneTripConnection", self._adapt_connection)
-        connection.committed = False
+        connection.committed = False  # whatever the statement is, it may begin a transaction
         async with connection._execute_mutex:
-            cursor, rows = await driver._execute(_run, driver._conn, operation, parameters, many)
+            pending = connection.take_pending()
+            began: list[bool] = []
+            try:
+                cursor, rows = await driver._execute(
+                    _run, driver._conn, pending, began, operation, parameters, many
+                )
+            finally:
+                connection.sent(pending, began=bool(began))
             self._cursor = cursor
             self._rows = collections.deque(rows)
 
@@ -103,40 +124,88 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
         self._rows.clear()
 
 
-class OneTripConnection(AsyncAdapt_aiosqlite_connection):
-    """SQLAlchemy's aiosqlite connection whose plain cursors are ``OneTripCursor``."""
+class OneTripStreamCursor(AsyncAdapt_aiosqlite_ss_cursor):
+    """SQLAlchemy's aiosqlite server-side cursor (``stream``), sending the pending BEGIN first."""
 
-    __slots__ = ("committed",)
+    __slots__ = ()
+
+    async def _execute_async(self, operation: Any, parameters: Any) -> Any:
+        """Send the unit's PRAGMA and BEGIN (a trip of their own), then execute as SQLAlchemy does."""
+        connection = cast("OneTripConnection", self._adapt_connection)
+        connection.committed = False
+        pending = connection.take_pending()
+        if pending:
+            driver: Any = self._connection
+            began: list[bool] = []
+            try:
+                async with connection._execute_mutex:
+                    await driver._execute(_run_all, driver._conn, pending)
+                    began.append(True)
+            finally:
+                connection.sent(pending, began=bool(began))
+        return await super()._execute_async(operation, parameters)
+
+
+class OneTripConnection(AsyncAdapt_aiosqlite_connection):
+    """SQLAlchemy's aiosqlite connection: one trip per statement, BEGIN sent with the first one."""
+
+    __slots__ = ("_wanted_query_only", "committed", "pending", "query_only")
 
     _cursor_cls = OneTripCursor
+    _ss_cursor_cls = OneTripStreamCursor
 
     def __init__(self, dbapi: Any, connection: Any) -> None:
         super().__init__(dbapi, connection)
-        #: True from a commit until the next statement: sqlite3's commit ends any
+        #: True from a commit until the next BEGIN or statement: sqlite3's commit ends any
         #: transaction, so the pool's rollback on return has nothing to do.
         self.committed = False
+        #: PRAGMA query_only and BEGIN of a unit of work, sent with its first statement.
+        self.pending: tuple[str, ...] = ()
+        #: The connection's PRAGMA query_only; None when unknown (a BEGIN trip failed).
+        self.query_only: bool | None = False
+        self._wanted_query_only = False
 
-    def run_statements(self, statements: Sequence[str]) -> None:
-        """Run parameterless statements in order in one trip (a unit of work's PRAGMA and BEGIN).
+    def begin(self, *, read_only: bool) -> None:
+        """Queue the BEGIN of a unit of work (and the PRAGMA query_only switch) for its first statement.
 
-        Errors are aiosqlite's and sqlite3's own, not adapted: ``ValueError`` when the
-        connection is closed, ``sqlite3.Error`` from a statement.
+        A read-only unit: ``PRAGMA query_only=ON`` (the database refuses every write, raw SQL
+        included) and ``BEGIN``. A write unit: ``BEGIN IMMEDIATE``, holding the write lock
+        from the start (a deferred transaction that reads and then writes fails with
+        SQLITE_BUSY instead of waiting).
         """
+        statements: list[str] = []
+        if self.query_only is not read_only:
+            statements.append("PRAGMA query_only=ON" if read_only else "PRAGMA query_only=OFF")
+        statements.append("BEGIN" if read_only else "BEGIN IMMEDIATE")
+        self.pending = tuple(statements)
+        self._wanted_query_only = read_only
         self.committed = False
 
-        def send(driver: Any) -> Awaitable[None]:  # an aiosqlite.Connection; _execute is untyped
-            return cast("Awaitable[None]", driver._execute(_run_all, driver._conn, statements))
+    def take_pending(self) -> tuple[str, ...]:
+        """Return the statements to send before the next one, now no longer pending."""
+        pending, self.pending = self.pending, ()
+        if pending:
+            self.query_only = None  # unknown until they have run
+        return pending
 
-        self.run_async(send)
+    def sent(self, pending: tuple[str, ...], *, began: bool) -> None:
+        """Record the outcome of a trip that carried ``pending``."""
+        if pending and began:
+            self.query_only = self._wanted_query_only
 
     def commit(self) -> None:
-        """Commit; the connection then holds no transaction."""
-        super().commit()
+        """Commit; the connection then holds no transaction (none was begun: no trip)."""
+        if self.pending:
+            self.pending = ()
+        else:
+            super().commit()
         self.committed = True
 
     def rollback(self) -> None:
-        """Roll back, unless nothing ran since the last commit (saves a trip per unit of work)."""
-        if not self.committed:
+        """Roll back, unless no transaction was begun since the last commit (no trip then)."""
+        if self.pending:
+            self.pending = ()
+        elif not self.committed:
             super().rollback()
 
 

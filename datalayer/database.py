@@ -13,7 +13,6 @@ from collections.abc import AsyncGenerator, Awaitable, Coroutine, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from functools import partial
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, cast
 from uuid import uuid4
@@ -669,17 +668,20 @@ def _configure_sqlite(
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Connection) -> None:
         read_only = bool(conn.get_execution_options().get(_READ_ONLY, False))
+        dbapi_connection: object = conn.connection.dbapi_connection
+        if isinstance(dbapi_connection, _sqlite_driver.OneTripConnection):
+            dbapi_connection.begin(read_only=read_only)  # sent with the unit's first statement
+            return
+        # A user's own DBAPI module (``module=``): the same statements, sent now.
         info = conn.connection.info
-        # A writer must hold the lock from the start: a deferred transaction that reads
-        # and then writes fails with SQLITE_BUSY instead of waiting.
-        statements = ["BEGIN" if read_only else "BEGIN IMMEDIATE"]
         if info.get(_QUERY_ONLY) != read_only:
             # The database itself refuses writes in read-only units, raw SQL included;
             # switched back by the next write unit on this connection.
-            statements.insert(0, "PRAGMA query_only=ON" if read_only else "PRAGMA query_only=OFF")
-            info.pop(_QUERY_ONLY, None)  # unknown until both have run: sent again after a failure
-        _run_sqlite(conn, statements, slow)
-        info[_QUERY_ONLY] = read_only
+            _run_sqlite(conn, "PRAGMA query_only=ON" if read_only else "PRAGMA query_only=OFF", slow)
+            info[_QUERY_ONLY] = read_only
+        # A writer must hold the lock from the start: a deferred transaction that reads
+        # and then writes fails with SQLITE_BUSY instead of waiting.
+        _run_sqlite(conn, "BEGIN" if read_only else "BEGIN IMMEDIATE", slow)
 
     @event.listens_for(engine.sync_engine, "close")
     def _on_close(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
@@ -693,37 +695,29 @@ def _configure_sqlite(
 _QUERY_ONLY = "datalayer_query_only"
 
 
-def _run_sqlite(conn: Connection, statements: list[str], slow: SlowQueryLog | None) -> None:
-    """Send parameterless statements, in order, in one trip to aiosqlite's thread; errors as SQLAlchemy's.
+def _run_sqlite(conn: Connection, statement: str, slow: SlowQueryLog | None) -> None:
+    """Send a parameterless statement on aiosqlite's thread in one trip; errors as SQLAlchemy's.
 
-    Not ``exec_driver_sql``: its SQLAlchemy cursor costs ~200 Python calls and a trip per
-    statement, once per unit of work. With a user's own DBAPI module (``module=``), one
-    trip per statement.
+    Not ``exec_driver_sql``: SQLAlchemy's own aiosqlite cursor takes three trips (create,
+    execute, close) and ~200 Python calls, once per unit of work.
     """
-    dbapi_connection: Any = conn.connection.dbapi_connection  # checked out, so open
-    text = "; ".join(statements)
+
+    def send(driver: aiosqlite.Connection) -> Awaitable[object]:
+        return driver.execute(statement)
+
     started = time.perf_counter()
     try:
-        if isinstance(dbapi_connection, _sqlite_driver.OneTripConnection):
-            dbapi_connection.run_statements(statements)
-        else:
-            for statement in statements:
-                dbapi_connection.run_async(partial(_send, statement=statement))
+        conn.connection.dbapi_connection.run_async(send)  # type: ignore[union-attr]  # checked out, so open
     except sqlite3.Error as error:
         if slow is not None:
-            slow.check(started, text, error)
-        raise DBAPIError.instance(text, None, error, sqlite3.Error) from error
+            slow.check(started, statement, error)
+        raise DBAPIError.instance(statement, None, error, sqlite3.Error) from error
     except ValueError:
         # aiosqlite's "no active connection": nothing was sent. SQLAlchemy's cursor path turns
         # it into a disconnect (the pooled connection is invalidated), as it always did.
-        for statement in statements:
-            conn.exec_driver_sql(statement)
+        conn.exec_driver_sql(statement)
     if slow is not None:
-        slow.check(started, text, None)
-
-
-def _send(driver: aiosqlite.Connection, *, statement: str) -> Awaitable[object]:
-    return driver.execute(statement)
+        slow.check(started, statement, None)
 
 
 def _rollback_before_close(dbapi_connection: Any, closing: set[asyncio.Future[None]]) -> None:

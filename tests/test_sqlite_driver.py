@@ -179,15 +179,15 @@ async def test_a_users_own_module_is_kept(tmp_path: Path) -> None:
         await database.dispose()
 
 
-async def test_a_unit_of_work_is_three_trips_and_the_pool_skips_its_rollback_after_a_commit(
+async def test_a_unit_of_work_is_two_trips_and_the_pool_skips_its_rollback_after_a_commit(
     database: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sent = count_trips(monkeypatch)
     for read_only in (False, True, False, True):  # PRAGMA query_only switches each time
         async with database.session(read_only=read_only) as s:
             await UserRepository(s).count()
-    # [PRAGMA and] BEGIN, the statement, COMMIT; no ROLLBACK on return to the pool.
-    assert sent == ["_run_all", "_run", "commit"] * 4
+    # [PRAGMA and] BEGIN with the statement, COMMIT; no ROLLBACK on return to the pool.
+    assert sent == ["_run", "commit"] * 4
 
 
 async def test_a_read_only_unit_refuses_writes_after_a_write_unit_failed_to_begin(
@@ -233,3 +233,40 @@ async def test_a_unit_that_fails_is_rolled_back_on_return_and_the_lock_released(
         await make_user(s, username="ada")
     async with database.session(read_only=True) as s:
         assert [u.username for u in await UserRepository(s).get_all()] == ["ada"]
+
+
+async def test_a_streamed_first_statement_sends_the_begin_first(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with database.session() as s:
+        await make_user(s, username="ada")
+        await make_user(s, username="bob")
+    sent = count_trips(monkeypatch)
+    with pytest.raises(ReadOnlyError):
+        async with database.session(read_only=True) as s:
+            conn = await s.connection()
+            result = await conn.stream(sa.select(col(UserModel.username)).order_by(col(UserModel.username)))
+            assert [row.username async for row in result] == ["ada", "bob"]
+            # SQLAlchemy's server-side cursor is made, then PRAGMA query_only=ON and BEGIN go
+            # in a trip of their own before it executes.
+            assert sent[:2] == ["cursor", "_run_all"]
+            assert sent[2].startswith("execute SELECT")
+            await conn.execute(sa.text("DELETE FROM users"))
+    async with database.session(read_only=True) as s:
+        assert await UserRepository(s).count() == 2
+
+
+async def test_a_transaction_without_statements_makes_no_trip(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with database.engine.connect() as conn:
+        await conn.execute(sa.text("SELECT 1"))
+        await conn.commit()
+        sent = count_trips(monkeypatch)
+        await conn.begin()
+        await conn.commit()
+        await conn.begin()
+        await conn.rollback()
+        assert sent == []  # BEGIN was never sent, so there is nothing to commit or roll back
+        assert (await conn.execute(sa.text("SELECT 4"))).scalar_one() == 4
+    assert sent == ["_run", "rollback"]  # the last BEGIN went with SELECT 4; closing rolls it back
