@@ -1079,6 +1079,9 @@ async def run_backend(ctx: Context, settings: Settings) -> dict[str, Any]:
 
     async def tidy() -> None:
         await cleanup_bulk(ctx)
+        # Each bulk call starts alike: not with the WAL checkpoint or the vacuum of the one before.
+        settle = "PRAGMA wal_checkpoint(TRUNCATE)" if ctx.backend == "sqlite" else "VACUUM sessions"
+        await ctx.raw.execute(settle)
         gc.collect()
 
     singles = {(op, v): call for op in OPERATIONS if op not in BULKS for v, call in calls[op].items()}

@@ -136,13 +136,13 @@ class OneTripStreamCursor(AsyncAdapt_aiosqlite_ss_cursor):
         pending = connection.take_pending()
         if pending:
             driver: Any = self._connection
-            began: list[bool] = []
+            began = False
             try:
                 async with connection._execute_mutex:
                     await driver._execute(_run_all, driver._conn, pending)
-                    began.append(True)
+                began = True
             finally:
-                connection.sent(pending, began=bool(began))
+                connection.sent(pending, began=began)
         return await super()._execute_async(operation, parameters)
 
 

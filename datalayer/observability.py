@@ -7,8 +7,8 @@ Two loggers, both silent until a handler is configured (``logging.basicConfig`` 
   duration, the backend, primary or replica, host and database (never the user or password)
   and the statement text. Bound parameters are never logged: the text carries their
   placeholders (``$1``, ``?``), not their values. On SQLite a writer that waited for the
-  write lock shows up as a slow ``BEGIN IMMEDIATE`` (``PRAGMA query_only=OFF; BEGIN IMMEDIATE``
-  when its connection last served a read-only unit: both go in one trip).
+  write lock shows up as a slow first statement of its unit of work (its ``BEGIN IMMEDIATE``
+  goes in the same trip).
 - ``datalayer.unit``: one record per unit of work (``Database.session()``) that ended in an
   exception and was rolled back, with the exception class and the SQLSTATE (PostgreSQL) or the
   extended result code (SQLite) when the database gave one. The error message is not logged,
