@@ -171,10 +171,21 @@ async def test_a_users_own_module_is_kept(tmp_path: Path) -> None:
     module = SQLiteDialect_aiosqlite.import_dbapi()
     database = Database(f"sqlite+aiosqlite:///{tmp_path / 'own.db'}", module=module)
     try:
+        await database.create_all()
         async with database.engine.connect() as conn:
             driver: Any = (await conn.get_raw_connection()).dbapi_connection
             assert type(driver) is AsyncAdapt_aiosqlite_connection
             assert (await conn.execute(sa.text("SELECT 3"))).scalar_one() == 3
+        # Units of work keep their BEGIN and PRAGMA query_only, sent at BEGIN time.
+        async with database.session() as s:
+            await make_user(s, username="ada")
+        with pytest.raises(ReadOnlyError):
+            async with database.session(read_only=True) as s:
+                await (await s.connection()).execute(sa.text("DELETE FROM users"))
+        async with database.session() as s:
+            await make_user(s, username="bob")
+        async with database.session(read_only=True) as s:
+            assert sorted(u.username for u in await UserRepository(s).get_all()) == ["ada", "bob"]
     finally:
         await database.dispose()
 
