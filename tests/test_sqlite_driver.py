@@ -75,6 +75,17 @@ def count_trips(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return sent
 
 
+async def refuses_then_writes(database: Database, username: str, expected: list[str]) -> None:
+    """Check that a read-only unit refuses a raw DELETE, then a write unit adds ``username``."""
+    with pytest.raises(ReadOnlyError):
+        async with database.session(read_only=True) as s:
+            await (await s.connection()).execute(sa.text("DELETE FROM users"))
+    async with database.session() as s:
+        await make_user(s, username=username)
+    async with database.session(read_only=True) as s:
+        assert sorted(u.username for u in await UserRepository(s).get_all()) == expected
+
+
 async def test_database_connections_use_one_trip_cursors(database: Database) -> None:
     async with database.engine.connect() as conn:
         driver: Any = (await conn.get_raw_connection()).dbapi_connection
@@ -179,13 +190,7 @@ async def test_a_users_own_module_is_kept(tmp_path: Path) -> None:
         # Units of work keep their BEGIN and PRAGMA query_only, sent at BEGIN time.
         async with database.session() as s:
             await make_user(s, username="ada")
-        with pytest.raises(ReadOnlyError):
-            async with database.session(read_only=True) as s:
-                await (await s.connection()).execute(sa.text("DELETE FROM users"))
-        async with database.session() as s:
-            await make_user(s, username="bob")
-        async with database.session(read_only=True) as s:
-            assert sorted(u.username for u in await UserRepository(s).get_all()) == ["ada", "bob"]
+        await refuses_then_writes(database, "bob", ["ada", "bob"])
     finally:
         await database.dispose()
 
@@ -219,13 +224,7 @@ async def test_a_read_only_unit_refuses_writes_after_a_write_unit_failed_to_begi
         other.execute("ROLLBACK")
         other.close()
     try:
-        with pytest.raises(ReadOnlyError):
-            async with database.session(read_only=True) as s:
-                await (await s.connection()).execute(sa.text("DELETE FROM users"))
-        async with database.session() as s:
-            await make_user(s, username="ada")
-        async with database.session(read_only=True) as s:
-            assert [u.username for u in await UserRepository(s).get_all()] == ["ada"]
+        await refuses_then_writes(database, "ada", ["ada"])
     finally:
         await database.dispose()
 
