@@ -18,6 +18,7 @@ import sqlite3
 import statistics
 import time
 from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
 
 import anyio
 import pytest
@@ -52,7 +53,7 @@ async def write_unit(db: Database, tag: str, reached_commit: list[bool]) -> None
 
 
 def delay_for(i: int, span: float) -> float:
-    """Return a delay sweeping 0 to 1.2 x ``span`` (a whole unit's time): before, inside and after it.
+    """Return a delay sweeping 0 to 1.2 x ``span`` (a whole unit's seconds or turns): before, in, after it.
 
     Scaled to the measured unit time, not fixed: on a fast, idle machine a fixed sweep would
     mostly land after the COMMIT and stop testing cancellation mid-unit.
@@ -60,42 +61,58 @@ def delay_for(i: int, span: float) -> float:
     return (i % 60) / 60 * 1.2 * span
 
 
-async def cancelled_by_timeout(db: Database, tag: str, i: int, reached: list[bool], span: float) -> None:
+@dataclass(frozen=True)
+class Span:
+    """How long an uncancelled unit takes on this machine, now: seconds and event-loop turns."""
+
+    seconds: float
+    turns: int
+
+
+async def cancelled_by_timeout(db: Database, tag: str, i: int, reached: list[bool], span: Span) -> None:
     with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(delay_for(i, span)):
+        async with asyncio.timeout(delay_for(i, span.seconds)):
             await write_unit(db, tag, reached)
 
 
-async def cancelled_by_task_cancel(db: Database, tag: str, i: int, reached: list[bool], span: float) -> None:
+async def cancelled_by_task_cancel(db: Database, tag: str, i: int, reached: list[bool], span: Span) -> None:
     task = asyncio.create_task(write_unit(db, tag, reached))
-    for _ in range(i % 40):  # cancel after a varying number of event-loop turns
+    # Cancel after a varying number of event-loop turns, swept like the delays (a fixed
+    # sweep stops reaching into the unit as soon as a unit takes fewer turns).
+    for _ in range(round(delay_for(i, span.turns))):
         await asyncio.sleep(0)
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
 
 
-async def cancelled_by_anyio(db: Database, tag: str, i: int, reached: list[bool], span: float) -> None:
+async def cancelled_by_anyio(db: Database, tag: str, i: int, reached: list[bool], span: Span) -> None:
     # anyio cancels again at every await inside the scope, cleanup included.
-    with anyio.move_on_after(delay_for(i, span)):
+    with anyio.move_on_after(delay_for(i, span.seconds)):
         await write_unit(db, tag, reached)
 
 
-MODES: dict[str, Callable[[Database, str, int, list[bool], float], Awaitable[None]]] = {
+MODES: dict[str, Callable[[Database, str, int, list[bool], Span], Awaitable[None]]] = {
     "asyncio.timeout": cancelled_by_timeout,
     "task.cancel": cancelled_by_task_cancel,
     "anyio.move_on_after": cancelled_by_anyio,
 }
 
 
-async def unit_time(db: Database) -> float:
-    """Return the median time of an uncancelled unit on this machine, now."""
-    times = []
+async def unit_span(db: Database) -> Span:
+    """Return the median time and event-loop turns of an uncancelled unit on this machine, now."""
+    times, turns = [], []
     for k in range(7):
         start = time.perf_counter()
-        await write_unit(db, f"warm{k}", [])
+        task = asyncio.create_task(write_unit(db, f"warm{k}", []))
+        count = 0
+        while not task.done():
+            await asyncio.sleep(0)
+            count += 1
+        await task
         times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        turns.append(count)
+    return Span(seconds=statistics.median(times), turns=round(statistics.median(turns)))
 
 
 async def stored_with_tag(db: Database, tag: str) -> int:
@@ -142,7 +159,7 @@ async def test_cancelled_units_leave_nothing_behind(db: Database, mode: str, no_
     cancel = MODES[mode]
     path = db.url.database
     cancelled_before_commit = 0
-    span = await unit_time(db)
+    span = await unit_span(db)
     for i in range(ROUNDS):
         tag = f"c{i}"
         reached: list[bool] = []
