@@ -17,6 +17,7 @@ from uuid import UUID
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy import event
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from datalayer import Database
@@ -115,12 +116,33 @@ async def test_written_entities_equal_a_fresh_read(
             assert_same(entity, fresh)
 
 
-async def test_in_place_changes_of_returned_entities_are_persisted(db: Database) -> None:
+def _listen_to_attach_events(session: AsyncSession) -> list[tuple[str, object]]:
+    """Return the list every attach event of ``session`` is recorded in, from now on.
+
+    A session with listeners for these events gets entities attached by SQLAlchemy's own
+    steps (``datalayer.repositories._orm_state``), one without by datalayer's direct ones.
+    """
+    seen: list[tuple[str, object]] = []
+    for name in ("before_attach", "after_attach", "transient_to_pending", "pending_to_persistent"):
+        event.listen(session.sync_session, name, lambda _, instance, name=name: seen.append((name, instance)))
+    return seen
+
+
+@pytest.mark.parametrize("listeners", [False, True], ids=["direct", "attach-listeners"])
+async def test_in_place_changes_of_returned_entities_are_persisted(db: Database, listeners: bool) -> None:
     async with db.session() as s:
         user = await make_user(s)
+        seen = _listen_to_attach_events(s) if listeners else []
         repo = Repository(SessionTemplateModel, s)
         created = await repo.create(user_id=user.id, name="t", tags=["a"], sdk_options={"k": 1})
         (bulk,) = await repo.create_many([{"user_id": user.id, "name": "b", "tags": []}])
+        if listeners:
+            assert [name for name, instance in seen if instance is bulk] == [
+                "before_attach",
+                "after_attach",
+                "transient_to_pending",
+                "pending_to_persistent",
+            ]
         created.tags.append("b")
         created.sdk_options["k"] = 2
         bulk.sdk_options["new"] = True
@@ -140,10 +162,13 @@ async def test_in_place_changes_of_returned_entities_are_persisted(db: Database)
         assert (again.name, again.tags, again.sdk_options) == ("c", ["x", "y", "z"], {"new": True})
 
 
-async def test_rollback_leaves_no_created_entity_in_the_session(db: Database) -> None:
+@pytest.mark.parametrize("listeners", [False, True], ids=["direct", "attach-listeners"])
+async def test_rollback_leaves_no_created_entity_in_the_session(db: Database, listeners: bool) -> None:
     async with db.session() as s:
         user = await make_user(s)
     async with db.session() as s:
+        if listeners:
+            _listen_to_attach_events(s)
         repo = Repository(SessionModel, s)
         kept = await repo.create(user_id=user.id, name="kept")
         async with s.begin_nested() as savepoint:
