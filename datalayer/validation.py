@@ -8,7 +8,7 @@ naming the field and the value.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, TypeVar, cast, get_args, get_origin
 from uuid import UUID
@@ -95,6 +95,10 @@ class ModelValidator(Generic[ModelT]):
             __config__=ConfigDict(extra="forbid", arbitrary_types_allowed=True),
             **definitions,
         )
+        # The row model's own validator: ``model_validate`` adds a Python call per row.
+        self._validate_row: Callable[[object], pydantic.BaseModel] = (
+            self._row_model.__pydantic_validator__.validate_python
+        )
         self._adapters: dict[str, TypeAdapter[Any]] = {}
         self._datetime_fields = tuple(n for n, i in self.fields.items() if _is_datetime_field(i.annotation))
         self._sanitized_fields = tuple(
@@ -104,7 +108,7 @@ class ModelValidator(Generic[ModelT]):
     def row(self, values: Mapping[str, object]) -> dict[str, Any]:
         """Return a complete, validated row (defaults filled in) for an INSERT."""
         try:
-            validated = self._row_model.model_validate(values)
+            validated = self._validate_row(values)
         except ValidationError as exc:
             raise _to_invalid(exc, values) from exc
         row: dict[str, Any] = vars(validated)  # the validated model itself is not kept
