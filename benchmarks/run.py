@@ -116,7 +116,7 @@ class Settings:
     rounds: int = 7
     iterations: int = 25
     bulk_rows: int = 10_000
-    bulk_rounds: int = 5
+    bulk_rounds: int = 7
     one_by_one_rows: int = 1_000
     keyset_rows: int = 1_000_000
     keyset_offsets: tuple[int, ...] = (0, 10_000, 100_000, 900_000)
