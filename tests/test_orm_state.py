@@ -38,7 +38,7 @@ def _user() -> UserModel:
     return EntityBuilder(UserModel).build(row)
 
 
-def test_the_private_session_methods_still_exist_with_the_same_signatures() -> None:
+def test_the_private_orm_api_still_exists_with_the_same_shape() -> None:
     for name, parameters in (("_save_impl", ["self", "state"]), ("_register_persistent", ["self", "states"])):
         method = getattr(Session, name, None)
         assert method is not None, (
