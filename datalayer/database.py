@@ -705,9 +705,10 @@ def _run_sqlite(conn: Connection, statement: str, slow: SlowQueryLog | None) -> 
     def send(driver: aiosqlite.Connection) -> Awaitable[object]:
         return driver.execute(statement)
 
+    dbapi_connection: Any = conn.connection.dbapi_connection  # checked out, so open
     started = time.perf_counter()
     try:
-        conn.connection.dbapi_connection.run_async(send)  # type: ignore[union-attr]  # checked out, so open
+        dbapi_connection.run_async(send)
     except sqlite3.Error as error:
         if slow is not None:
             slow.check(started, statement, error)

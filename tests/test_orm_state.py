@@ -10,7 +10,7 @@ the transaction (so that a rollback expunges it), these tests fail before anythi
 from __future__ import annotations
 
 import inspect
-from collections.abc import MutableMapping
+from collections.abc import Iterator, MutableMapping
 
 import pytest
 import sqlalchemy as sa
@@ -38,7 +38,15 @@ def _user() -> UserModel:
     return EntityBuilder(UserModel).build(row)
 
 
-def test_the_private_orm_api_still_exists_with_the_same_shape() -> None:
+@pytest.fixture
+def engine() -> Iterator[sa.Engine]:
+    """An in-memory SQLite engine: these tests check ORM state only (no SQL is sent)."""
+    engine = sa.create_engine("sqlite://")
+    yield engine
+    engine.dispose()
+
+
+def test_the_private_orm_api_still_exists_with_the_same_shape(engine: sa.Engine) -> None:
     for name, parameters in (("_save_impl", ["self", "state"]), ("_register_persistent", ["self", "states"])):
         method = getattr(Session, name, None)
         assert method is not None, (
@@ -48,13 +56,11 @@ def test_the_private_orm_api_still_exists_with_the_same_shape() -> None:
     key_of_state = getattr(Mapper, "_identity_key_from_state", None)
     assert key_of_state is not None, "SQLAlchemy removed Mapper._identity_key_from_state"
     assert list(inspect.signature(key_of_state).parameters)[:2] == ["self", "state"]
-    engine = sa.create_engine("sqlite://")
     with Session(engine) as session:
         transaction = session.begin()
         assert session._transaction is transaction, "Session._transaction is no longer the current one"
         assert isinstance(transaction, SessionTransaction)
         assert isinstance(transaction._new, MutableMapping), "SessionTransaction._new is no longer a mapping"
-    engine.dispose()
 
 
 def _session(engine: sa.Engine, listeners: bool) -> Session:
@@ -66,8 +72,7 @@ def _session(engine: sa.Engine, listeners: bool) -> Session:
 
 
 @pytest.mark.parametrize("listeners", [False, True], ids=["direct", "attach-listeners"])
-def test_attached_entity_is_persistent_and_a_rollback_expunges_it(listeners: bool) -> None:
-    engine = sa.create_engine("sqlite://")
+def test_attached_entity_is_persistent_and_a_rollback_expunges_it(engine: sa.Engine, listeners: bool) -> None:
     with _session(engine, listeners) as session:
         session.begin()
         user = _user()
@@ -80,12 +85,10 @@ def test_attached_entity_is_persistent_and_a_rollback_expunges_it(listeners: boo
         assert list(session.dirty) == [user]  # changes are tracked as for a loaded entity
         session.rollback()
         assert user not in session and state.transient
-    engine.dispose()
 
 
 @pytest.mark.parametrize("listeners", [False, True], ids=["direct", "attach-listeners"])
-def test_a_savepoint_rollback_expunges_only_what_it_attached(listeners: bool) -> None:
-    engine = sa.create_engine("sqlite://")
+def test_a_savepoint_rollback_expunges_only_what_it_attached(engine: sa.Engine, listeners: bool) -> None:
     with _session(engine, listeners) as session:
         session.begin()
         kept = _user()
@@ -95,11 +98,9 @@ def test_a_savepoint_rollback_expunges_only_what_it_attached(listeners: bool) ->
         attach_inserted(session, [undone])
         nested.rollback()
         assert undone not in session and kept in session
-    engine.dispose()
 
 
-def test_before_attach_listeners_see_every_entity_before_any_is_attached() -> None:
-    engine = sa.create_engine("sqlite://")
+def test_before_attach_listeners_see_every_entity_before_any_is_attached(engine: sa.Engine) -> None:
     with Session(engine) as session:
         session.begin()
         seen: list[tuple[object, int]] = []
@@ -112,11 +113,9 @@ def test_before_attach_listeners_see_every_entity_before_any_is_attached() -> No
         attach_inserted(session, users)
         assert seen == [(users[0], 0), (users[1], 0)]
         assert all(sa.inspect(user).persistent for user in users)
-    engine.dispose()
 
 
-def test_every_attach_event_fires_for_a_session_that_listens_to_them() -> None:
-    engine = sa.create_engine("sqlite://")
+def test_every_attach_event_fires_for_a_session_that_listens_to_them(engine: sa.Engine) -> None:
     with Session(engine) as session:
         session.begin()
         seen: list[tuple[str, object]] = []
@@ -130,4 +129,3 @@ def test_every_attach_event_fires_for_a_session_that_listens_to_them() -> None:
             ("transient_to_pending", user),
             ("pending_to_persistent", user),
         ]
-    engine.dispose()
